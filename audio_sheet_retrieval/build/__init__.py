@@ -1,0 +1,1 @@
+"""Building MSMD-layout data from real scores: engrave, align, synthesize, featurize."""

@@ -1,0 +1,271 @@
+"""Build one piece, or a whole collection, into the MSMD layout.
+
+A piece is built in a temporary folder beside its final place and renamed
+when complete, so an interrupted build never leaves half a piece; finished
+pieces (``meta.yml`` present, same options) are skipped on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import yaml
+from PIL import Image
+from tqdm import tqdm
+
+from audio_sheet_retrieval.audio.spectrogram import FPS, onset_frame, spectrogram
+from audio_sheet_retrieval.build.align import match_noteheads
+from audio_sheet_retrieval.build.engraving import EngravedScore
+from audio_sheet_retrieval.build.midi import write_midi
+from audio_sheet_retrieval.build.sources import PieceSource
+from audio_sheet_retrieval.build.synth import DEFAULT_SYNTHS, SYNTHS, render
+from audio_sheet_retrieval.data.layout import feature_path, page_file, performance_name
+from audio_sheet_retrieval.data.mung import SYSTEM_CLASS, CropObject, write_mung
+
+DEFAULT_TEMPI = (0.9, 1.0, 1.1)
+FORMAT_VERSION = 1
+"""Version of what a built piece holds; a change rebuilds every piece."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What to build for each piece."""
+
+    engraver: str = "verovio"
+    synths: tuple[str, ...] = DEFAULT_SYNTHS
+    tempi: tuple[float, ...] = DEFAULT_TEMPI
+    keep_audio: bool = True
+
+    def digest(self) -> str:
+        """Short hash of the options; a piece built with other options is rebuilt."""
+        synths = [repr(SYNTHS[name]) if name in SYNTHS else name for name in self.synths]
+        text = json.dumps({**asdict(self), "format": FORMAT_VERSION, "synth_specs": synths},
+                          sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class PieceReport:
+    """Outcome of building one piece."""
+
+    name: str
+    status: str  # "built", "skipped" or "failed"
+    error: str = ""
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+
+def engrave_source(source: PieceSource, engraver: str) -> EngravedScore:
+    """Engrave a piece with the chosen engraver."""
+    from audio_sheet_retrieval.build.sources import load_musicxml
+
+    if engraver == "lilypond" or source.is_lilypond:
+        from audio_sheet_retrieval.build import engrave_lilypond
+
+        if source.is_lilypond:
+            return engrave_lilypond.engrave(source.path, is_lilypond=True)
+        return engrave_lilypond.engrave(load_musicxml(source))
+    if engraver != "verovio":
+        raise ValueError(f"unknown engraver {engraver!r}; use verovio or lilypond")
+    from audio_sheet_retrieval.build import engrave_verovio
+
+    return engrave_verovio.engrave(load_musicxml(source))
+
+
+def _system_of(head_row: float, page: int, systems: list) -> int:
+    """Index of the system on ``page`` whose vertical span is nearest to ``head_row``."""
+    best, best_d = -1, np.inf
+    for k, s in enumerate(systems):
+        if s.page != page:
+            continue
+        d = 0.0 if s.top <= head_row <= s.bottom else min(abs(head_row - s.top), abs(head_row - s.bottom))
+        if d < best_d:
+            best, best_d = k, d
+    return best
+
+
+def _write_score(score_dir: Path, engraved: EngravedScore, event_idx: np.ndarray,
+                 perfs: list[tuple[str, float]]) -> None:
+    """Pages, MuNG files and coordinate arrays of one engraved score."""
+    for sub in ("img", "mung", "coords"):
+        (score_dir / sub).mkdir(parents=True, exist_ok=True)
+    onsets_s = engraved.note_events[:, 0]
+    for page, image in enumerate(engraved.pages):
+        Image.fromarray(image).save(score_dir / "img" / page_file(page, ".png"))
+        objects, system_ids, corners = [], {}, []
+        for k, s in enumerate(engraved.systems):
+            if s.page == page:
+                system_ids[k] = len(objects)
+                objects.append(CropObject(len(objects), SYSTEM_CLASS, s.top, s.left,
+                                          s.bottom - s.top, s.right - s.left))
+                corners.append([[s.top, s.left], [s.top, s.right],
+                                [s.bottom, s.right], [s.bottom, s.left]])
+        centres = []
+        for i, h in enumerate(engraved.noteheads):
+            if h.page != page:
+                continue
+            row, col = h.center
+            centres.append([row, col])
+            data = {"midi_pitch_code": int(h.pitch), "staff": int(h.staff), "engraver_ref": h.ref}
+            if event_idx[i] >= 0:
+                for perf, tempo in perfs:
+                    t = float(onsets_s[event_idx[i]] / tempo)
+                    data[f"{perf}_note_event_idx"] = int(event_idx[i])
+                    data[f"{perf}_onset_seconds"] = round(t, 6)
+                    data[f"{perf}_onset_frame"] = int(onset_frame(t))
+            system = _system_of(row, page, engraved.systems)
+            objects.append(CropObject(len(objects), "notehead-full" if h.filled else "notehead-empty",
+                                      h.top, h.left, h.height, h.width,
+                                      [system_ids[system]] if system in system_ids else [], data))
+        write_mung(objects, score_dir / "mung" / page_file(page, ".xml"))
+        np.save(score_dir / "coords" / f"notes_{page + 1:02d}.npy",
+                np.asarray(centres, dtype=np.float32).reshape(-1, 2))
+        np.save(score_dir / "coords" / f"systems_{page + 1:02d}.npy",
+                np.asarray(corners, dtype=np.float32).reshape(-1, 4, 2))
+
+
+def piano_roll(note_events: np.ndarray, n_frames: int, fps: int = FPS) -> np.ndarray:
+    """(128, n_frames) uint8 piano roll of note events (1 while a note sounds)."""
+    roll = np.zeros((128, n_frames), dtype=np.uint8)
+    for onset, pitch, dur in note_events[:, :3]:
+        a = int(onset_frame(onset, fps))
+        b = max(a + 1, int(np.ceil((onset + dur) * fps)))
+        roll[int(pitch), a:min(b, n_frames)] = 1
+    return roll
+
+
+def _write_performance(perf_dir: Path, synth: str, events: np.ndarray, keep_audio: bool,
+                       timings: dict) -> float:
+    """Render, featurize and write one performance; returns its duration in seconds."""
+    t0 = time.perf_counter()
+    audio = render(synth, events)
+    t1 = time.perf_counter()
+    spec = spectrogram(audio)
+    t2 = time.perf_counter()
+    timings.setdefault("synth_s", {}).setdefault(synth, 0.0)
+    timings["synth_s"][synth] += t1 - t0
+    timings["spectrogram_s"] = timings.get("spectrogram_s", 0.0) + t2 - t1
+    (perf_dir / "features").mkdir(parents=True, exist_ok=True)
+    if keep_audio:
+        sf.write(perf_dir / f"{perf_dir.name}.flac", audio, 22050, format="FLAC")
+    np.save(feature_path(perf_dir, "spec"), spec)
+    np.save(feature_path(perf_dir, "notes"), events.astype(np.float64))
+    np.save(feature_path(perf_dir, "onsets"), onset_frame(events[:, 0]))
+    np.save(feature_path(perf_dir, "midi"), piano_roll(events, spec.shape[1]))
+    return len(audio) / 22050.0
+
+
+def build_piece(source: PieceSource, root: Path, options: BuildOptions,
+                force: bool = False) -> PieceReport:
+    """Build one piece into ``root/<name>``; never raises (failures are reported).
+
+    Parameters
+    ----------
+    source : PieceSource
+    root : Path
+        Data root.
+    options : BuildOptions
+    force : bool
+        Rebuild even when the piece is already there with the same options.
+    """
+    start = time.perf_counter()
+    final = root / source.name
+    meta_file = final / "meta.yml"
+    if not force and meta_file.is_file():
+        try:
+            if yaml.safe_load(meta_file.read_text()).get("build_options_digest") == options.digest():
+                return PieceReport(source.name, "skipped")
+        except Exception:  # an unreadable meta.yml means: rebuild
+            pass
+    tmp = root / ".building" / source.name
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    timings: dict = {}
+    try:
+        t = time.perf_counter()
+        engraved = engrave_source(source, options.engraver)
+        timings["engrave_s"] = time.perf_counter() - t
+        timings["pages"] = len(engraved.pages)
+        event_idx = match_noteheads(engraved.noteheads, engraved.note_events)
+        if (event_idx >= 0).sum() == 0:
+            raise ValueError("no notehead could be aligned to a MIDI note")
+        perfs = [(performance_name(source.name, tempo, synth), tempo)
+                 for tempo in options.tempi for synth in options.synths]
+        score_name = f"{source.name}_{'ly' if engraved.engraver == 'lilypond' else engraved.engraver}"
+        _write_score(tmp / "scores" / score_name, engraved, event_idx, perfs)
+        (tmp / f"{source.name}{engraved.source_suffix}").write_text(engraved.source)
+        (tmp / f"{source.name}.mid").write_bytes(write_midi(engraved.note_events))
+        duration = 0.0
+        for tempo in options.tempi:
+            events = engraved.note_events.copy()
+            events[:, [0, 2]] /= tempo
+            for synth in options.synths:
+                perf_dir = tmp / "performances" / performance_name(source.name, tempo, synth)
+                duration = _write_performance(perf_dir, synth, events, options.keep_audio, timings)
+                if tempo == 1.0:
+                    timings.setdefault("audio_s", duration)
+        n_onset_heads = sum(h.onset_s is not None for h in engraved.noteheads)
+        meta = {
+            "piece": source.name, "source": str(source.path), "reduced_to_piano": source.reduce,
+            "engraver": engraved.engraver, "score": score_name,
+            "pages": len(engraved.pages), "systems": len(engraved.systems),
+            "noteheads": len(engraved.noteheads), "onset_noteheads": int(n_onset_heads),
+            "aligned_noteheads": int((event_idx >= 0).sum()),
+            "note_events": int(len(engraved.note_events)),
+            "unaligned_note_events": int(len(engraved.note_events) - len(set(event_idx[event_idx >= 0]))),
+            "duration_s_at_tempo_1": round(float(engraved.note_events[:, 0].max()
+                                                 + engraved.note_events[-1, 2]), 3),
+            "performances": [p for p, _ in perfs],
+            "build_options": asdict(options), "build_options_digest": options.digest(),
+            "timings": {k: (round(v, 4) if isinstance(v, float) else
+                            {a: round(b, 4) for a, b in v.items()} if isinstance(v, dict) else v)
+                        for k, v in timings.items()},
+        }
+        (tmp / "meta.yml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return PieceReport(source.name, "built", seconds=time.perf_counter() - start, timings=timings)
+    except Exception as err:  # one failing piece never stops the others
+        shutil.rmtree(tmp, ignore_errors=True)
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if not isinstance(err, (ValueError, RuntimeError, OSError)):
+            msg = f"{type(err).__name__}: {msg} ({traceback.extract_tb(err.__traceback__)[-1].name})"
+        return PieceReport(source.name, "failed", error=msg, seconds=time.perf_counter() - start)
+
+
+def _build_star(args) -> PieceReport:
+    return build_piece(*args)
+
+
+def build_collection(sources: list[PieceSource], root: Path, options: BuildOptions,
+                     jobs: int = 1, force: bool = False) -> list[PieceReport]:
+    """Build many pieces in parallel with a progress bar; returns one report each."""
+    root.mkdir(parents=True, exist_ok=True)
+    tasks = [(s, root, options, force) for s in sources]
+    reports = []
+    bar = tqdm(total=len(tasks), desc="building pieces", unit="piece")
+    if jobs <= 1:
+        for task in tasks:
+            reports.append(_build_star(task))
+            bar.update()
+            bar.set_postfix(failed=sum(r.status == "failed" for r in reports))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+            for report in pool.map(_build_star, tasks, chunksize=1):
+                reports.append(report)
+                bar.update()
+                bar.set_postfix(failed=sum(r.status == "failed" for r in reports))
+    bar.close()
+    shutil.rmtree(root / ".building", ignore_errors=True)
+    return reports

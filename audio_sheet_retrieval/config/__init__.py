@@ -1,0 +1,1 @@
+"""Settings (data and experiment roots) and experiment configurations."""

@@ -1,0 +1,1 @@
+"""MSMD-layout data: readers, system unrolling, snippet pools, splits."""

@@ -1,0 +1,47 @@
+"""Paths of the MSMD layout, shared by the builder (writes) and the readers.
+
+::
+
+    <root>/<piece>/meta.yml
+    <root>/<piece>/scores/<piece>_<engraver>/img/01.png          page images (835 px wide)
+    <root>/<piece>/scores/<piece>_<engraver>/mung/01.xml         MuNG noteheads + systems
+    <root>/<piece>/scores/<piece>_<engraver>/coords/notes_01.npy (row, col) notehead centres
+    <root>/<piece>/scores/<piece>_<engraver>/coords/systems_01.npy  (n, 4, 2) system corners
+    <root>/<piece>/performances/<perf>/<perf>.flac               mono 22,050 Hz audio
+    <root>/<piece>/performances/<perf>/features/<perf>_spec.npy  (92, frames) spectrogram
+    <root>/<piece>/performances/<perf>/features/<perf>_notes.npy (N, 5) note events
+    <root>/<piece>/performances/<perf>/features/<perf>_onsets.npy (N,) onset frames
+    <root>/<piece>/performances/<perf>/features/<perf>_midi.npy  (128, frames) piano roll
+
+with ``<perf> = <piece>_tempo-<ratio x 1000>_<synth>``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_PERF = re.compile(r"^(?P<piece>.+)_tempo-(?P<tempo>\d+)_(?P<synth>.+)$")
+
+
+def performance_name(piece: str, tempo: float, synth: str) -> str:
+    """``<piece>_tempo-<ratio x 1000>_<synth>``."""
+    return f"{piece}_tempo-{int(round(tempo * 1000))}_{synth}"
+
+
+def parse_performance_name(perf: str) -> tuple[str, float, str]:
+    """(piece, tempo ratio, synth) of a performance name."""
+    m = _PERF.match(perf)
+    if m is None:
+        raise ValueError(f"{perf!r} is not an MSMD performance name (<piece>_tempo-<1000x>_<synth>)")
+    return m.group("piece"), int(m.group("tempo")) / 1000.0, m.group("synth")
+
+
+def page_file(index: int, suffix: str) -> str:
+    """File name of page ``index`` (0-based): ``01.png``, ``01.xml``..."""
+    return f"{index + 1:02d}{suffix}"
+
+
+def feature_path(perf_dir: Path, kind: str) -> Path:
+    """``<perf_dir>/features/<perf>_<kind>.npy`` for kind in spec, notes, onsets, midi."""
+    return perf_dir / "features" / f"{perf_dir.name}_{kind}.npy"

@@ -1,0 +1,189 @@
+"""Readers for the MSMD layout: pieces, scores (pages + MuNG), performances.
+
+The same readers serve the real MSMD download and what ``build_dataset.py``
+writes. Every reader checks its file and raises :class:`AsrError` naming the
+file and the fix when it is missing or corrupt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image, UnidentifiedImageError
+
+from audio_sheet_retrieval.data.layout import feature_path, parse_performance_name
+from audio_sheet_retrieval.data.mung import CropObject, read_mung
+from audio_sheet_retrieval.errors import AsrError
+
+_FIX = "rebuild it with build_dataset.py --pieces <name> --force, or re-download MSMD"
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise AsrError(f"{path}: {what} missing; {_FIX}")
+    return path
+
+
+def load_npy(path: Path, what: str = "array", mmap: bool = False) -> np.ndarray:
+    """``np.load`` with a one-line error for a missing or corrupt file."""
+    _require(path, what)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as err:  # numpy raises ValueError/OSError/EOFError on corrupt files
+        raise AsrError(f"{path}: corrupt {what} ({type(err).__name__}); {_FIX}") from None
+
+
+def load_image(path: Path) -> np.ndarray:
+    """A page image as grayscale uint8 (white = 255)."""
+    _require(path, "page image")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise AsrError(f"{path}: corrupt page image ({type(err).__name__}); {_FIX}") from None
+
+
+class Score:
+    """One engraving of a piece: page images and their MuNG objects."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.name = self.folder.name
+        self.img_dir = self.folder / "img"
+        self.mung_dir = self.folder / "mung"
+
+    @property
+    def page_files(self) -> list[Path]:
+        """Page images, in page order."""
+        pages = sorted(_require(self.img_dir, "score image folder").glob("*.png"))
+        if not pages:
+            raise AsrError(f"{self.img_dir}: no page images; {_FIX}")
+        return pages
+
+    def load_images(self) -> list[np.ndarray]:
+        """Grayscale uint8 page images."""
+        return [load_image(p) for p in self.page_files]
+
+    def load_mungos(self) -> list[list[CropObject]]:
+        """MuNG objects of each page (same order as the images)."""
+        out = []
+        for page in self.page_files:
+            path = _require(self.mung_dir / f"{page.stem}.xml", "MuNG file")
+            try:
+                out.append(read_mung(path))
+            except Exception as err:  # ElementTree.ParseError, ValueError
+                raise AsrError(f"{path}: corrupt MuNG XML ({str(err).splitlines()[0]}); {_FIX}") from None
+        return out
+
+
+class Performance:
+    """One rendering of a piece: audio, spectrogram, note events."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.name = self.folder.name
+        self.piece, self.tempo, self.synth = parse_performance_name(self.name)
+
+    @property
+    def audio_path(self) -> Path:
+        """The FLAC (or WAV) recording."""
+        for suffix in (".flac", ".wav"):
+            if (self.folder / f"{self.name}{suffix}").is_file():
+                return self.folder / f"{self.name}{suffix}"
+        raise AsrError(f"{self.folder}: no {self.name}.flac; {_FIX} (keep audio)")
+
+    def load_spectrogram(self, mmap: bool = False, n_bins: int | None = None) -> np.ndarray:
+        """(bins, frames) float32 log spectrogram."""
+        path = feature_path(self.folder, "spec")
+        spec = load_npy(path, "spectrogram", mmap=mmap)
+        if spec.ndim != 2 or (n_bins is not None and spec.shape[0] != n_bins):
+            raise AsrError(f"{path}: spectrogram of shape {spec.shape}, expected ({n_bins}, frames); {_FIX}")
+        return spec
+
+    def load_note_events(self) -> np.ndarray:
+        """(N, 5) note events: onset (s), pitch, duration (s), track, channel."""
+        path = feature_path(self.folder, "notes")
+        notes = load_npy(path, "note events")
+        if notes.ndim != 2 or notes.shape[1] < 3:
+            raise AsrError(f"{path}: note events of shape {notes.shape}, expected (N, 5); {_FIX}")
+        return notes
+
+    def load_onsets(self) -> np.ndarray:
+        """(N,) onset frame of each note event."""
+        return load_npy(feature_path(self.folder, "onsets"), "onset frames")
+
+
+class Piece:
+    """A piece folder of an MSMD-layout data root."""
+
+    def __init__(self, root: str | Path, name: str):
+        self.root = Path(root)
+        self.name = name
+        self.folder = self.root / name
+        if not self.folder.is_dir():
+            raise AsrError(f"{self.folder}: piece not found in the data root; build it with "
+                           f"build_dataset.py --pieces ... or fix the split file")
+
+    @property
+    def available_scores(self) -> list[str]:
+        folder = self.folder / "scores"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    @property
+    def available_performances(self) -> list[str]:
+        folder = self.folder / "performances"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    @property
+    def meta(self) -> dict:
+        path = self.folder / "meta.yml"
+        if not path.is_file():
+            return {}
+        try:
+            return yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            raise AsrError(f"{path}: corrupt meta.yml; {_FIX}") from None
+
+    def load_score(self, name: str | None = None) -> Score:
+        """A score by name (default: the only or first one)."""
+        scores = self.available_scores
+        if not scores:
+            raise AsrError(f"{self.folder / 'scores'}: the piece has no score; {_FIX}")
+        name = name or scores[0]
+        if name not in scores:
+            raise AsrError(f"{self.folder / 'scores' / name}: no such score; have {', '.join(scores)}")
+        return Score(self.folder / "scores" / name)
+
+    def load_performance(self, name: str, require_audio: bool = False) -> Performance:
+        """A performance by name."""
+        folder = self.folder / "performances" / name
+        if not folder.is_dir():
+            raise AsrError(f"{folder}: no such performance; build it with --synths/--tempi "
+                           "that include it, or pick another synth/tempo")
+        perf = Performance(folder)
+        if require_audio:
+            _ = perf.audio_path
+        return perf
+
+    def load_alignment(self, performance: str) -> list[tuple[int, int]]:
+        """(notehead object id, note event index) pairs of a performance, all pages."""
+        key = f"{performance}_note_event_idx"
+        return [(o.objid, int(o.data[key])) for page in self.load_score().load_mungos()
+                for o in page if key in o.data]
+
+
+def load_split(path: str | Path) -> dict[str, list[str]]:
+    """A split YAML (``train:``, ``valid:``, ``test:`` lists of piece names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: split file not found; build_dataset.py writes "
+                       "<data root>/splits/*.yaml")
+    try:
+        split = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise AsrError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(split, dict) or not any(split.get(k) for k in ("train", "valid", "test")):
+        raise AsrError(f"{path}: a split needs train/valid/test lists of piece names")
+    return {k: list(split.get(k) or []) for k in ("train", "valid", "test")}

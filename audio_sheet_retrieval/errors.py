@@ -1,0 +1,38 @@
+"""One error type for bad input, and a wrapper that turns it into one line.
+
+Readers validate files at the boundary and raise :class:`AsrError` with a
+message that names the file and the fix; scripts run their ``main`` through
+:func:`run_cli`, which prints that message as a single line and exits 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class AsrError(Exception):
+    """Bad input: a missing or corrupt file, a wrong option, an empty split.
+
+    The message is one line that names the offending file or option and
+    says how to fix it.
+    """
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run a script's ``main`` and exit; :class:`AsrError` becomes one line.
+
+    Parameters
+    ----------
+    main : callable
+        The script's entry point; its return value is the exit status.
+    """
+    try:
+        status = main()
+    except AsrError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)
