@@ -102,7 +102,7 @@ def _parse_page(svg: str, page: int):
 
     walk(root, 0.0, 0.0, 1, None)
     page_notes = []
-    for nid, (x, y, w, h), cy, filled, staff_no in notes:
+    for nid, (x, _, w, h), cy, filled, staff_no in notes:
         page_notes.append((nid, dict(page=page, top=(cy - h / 2) * scale, left=x * scale,
                                      height=h * scale, width=w * scale, staff=staff_no,
                                      filled=filled)))

@@ -80,7 +80,7 @@ def read_mung(path: Path) -> list[CropObject]:
     root = ET.parse(path).getroot()
     out = []
     for el in root.iter("CropObject"):
-        def text(tag, default=None):
+        def text(tag, default=None, el=el):
             child = el.find(tag)
             return child.text if child is not None and child.text is not None else default
 
