@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics, snippet retrieval, piece identification, reports."""

@@ -1,0 +1,1 @@
+"""Training: experiment paths, atomic checkpoints, the training loop, CCA refinement."""

@@ -1,0 +1,184 @@
+"""The training loop: ranking loss on augmented pairs, early stopping on validation MRR.
+
+Read it top to bottom: set up -> (resume) -> per epoch: train on
+``epoch_samples`` pairs, validate, keep the best, maybe refine -> save.
+
+* Adam (lr 0.002), batch 100, L2 1e-5; an *epoch* is 10,000 training pairs.
+* After each epoch: validation loss and audio-to-sheet MRR on 1,000 fixed pairs.
+* The best epoch by MRR is kept (parameters + optimizer state). When patience
+  runs out the best state is reloaded and the learning rate halved (a
+  *refinement step*), up to ``refinement_steps`` times.
+* A non-finite loss stops training with a clear message.
+* After every epoch the full state is written atomically, so ``--resume``
+  continues an interrupted run exactly (the pairs of epoch ``e`` are drawn from
+  a generator seeded with ``(seed, e)``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audio_sheet_retrieval.data.pools import SnippetPool
+from audio_sheet_retrieval.errors import AsrError
+from audio_sheet_retrieval.eval.metrics import mean_reciprocal_rank, ranks_from_similarity
+from audio_sheet_retrieval.train.checkpoint import load_checkpoint, save_atomic
+from audio_sheet_retrieval.train.curves import plot_curves, write_results
+from audio_sheet_retrieval.train.experiment import ExperimentPaths
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights that a resumed run needs."""
+
+    epoch: int = 0
+    lr: float = 0.002
+    best_mrr: float = -1.0
+    best_epoch: int = -1
+    patience_left: int = 0
+    refinements_left: int = 0
+    done: bool = False
+    history: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Loop sizes (defaults as in the original) and bookkeeping."""
+
+    epoch_samples: int = 10_000
+    n_valid: int = 1_000
+    max_epochs: int | None = None  # None: the model spec's max_epochs
+    seed: int = 0
+    dump: bool = True
+
+
+def _epoch_indices(n: int, count: int, seed: int, epoch: int) -> np.ndarray:
+    """``count`` entity indices for one epoch: shuffled passes through ``n`` entities."""
+    rng = np.random.default_rng([seed, epoch])
+    reps = math.ceil(count / n)
+    return np.concatenate([rng.permutation(n) for _ in range(reps)])[:count]
+
+
+def validation_pairs(pool: SnippetPool, n_valid: int, seed: int = 0):
+    """A fixed set of ``n_valid`` unaugmented validation pairs (shuffled once)."""
+    idx = np.random.default_rng(seed).permutation(len(pool))[:n_valid]
+    return pool.pairs(np.sort(idx), augment=False)
+
+
+def evaluate_pairs(model, sheets: np.ndarray, specs: np.ndarray, batch_size: int) -> tuple[float, float]:
+    """(mean ranking loss, audio-to-sheet MRR) of fixed pairs, in eval mode."""
+    z_sheet = model.embed_sheet(sheets, batch_size=batch_size)
+    z_audio = model.embed_spec(specs, batch_size=batch_size)
+    with torch.no_grad():
+        losses = [float(model.loss(z_sheet[lo:lo + batch_size], z_audio[lo:lo + batch_size]))
+                  for lo in range(0, len(z_sheet) - 1, batch_size)]
+        sim = (z_audio @ z_sheet.T).cpu().numpy()
+    return float(np.mean(losses)), mean_reciprocal_rank(ranks_from_similarity(sim))
+
+
+def _save_state(path, model, optimizer, state: TrainState) -> None:
+    save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "state": asdict(state), "torch_rng": torch.get_rng_state()}, path)
+
+
+def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: ExperimentPaths,
+        device: torch.device, options: TrainOptions = TrainOptions(), resume: bool = False,
+        log=print) -> TrainState:
+    """Train ``model`` and write its best parameters to ``paths.params``.
+
+    Parameters
+    ----------
+    model : TwoBranchModel
+    train_pool, valid_pool : SnippetPool
+    paths : ExperimentPaths
+    device : torch.device
+    options : TrainOptions
+    resume : bool
+        Continue from ``paths.last_state`` (an error if it is missing).
+    log : callable
+        Receives one line per epoch.
+
+    Returns
+    -------
+    TrainState
+        The final state, with the per-epoch history.
+    """
+    spec = model.spec
+    model.to(device)
+    torch.manual_seed(options.seed)
+    optimizer = model.make_optimizer()
+    state = TrainState(lr=spec.lr, patience_left=spec.patience, refinements_left=spec.refinement_steps)
+    max_epochs = options.max_epochs if options.max_epochs is not None else spec.max_epochs
+    if resume:
+        ckpt = load_checkpoint(paths.last_state, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = TrainState(**ckpt["state"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        log(f"resumed {paths.last_state} after epoch {state.epoch}")
+    sheets_v, specs_v = validation_pairs(valid_pool, options.n_valid, options.seed)
+    steps = max(1, options.epoch_samples // spec.batch_size)
+    while not state.done and state.epoch < max_epochs:
+        t0 = time.perf_counter()
+        model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = state.lr
+        order = _epoch_indices(len(train_pool), steps * spec.batch_size, options.seed, state.epoch)
+        rng = np.random.default_rng([options.seed, state.epoch, 1])
+        losses = []
+        bar = tqdm(range(steps), desc=f"epoch {state.epoch + 1}", unit="batch", leave=False)
+        for step in bar:
+            batch = order[step * spec.batch_size:(step + 1) * spec.batch_size]
+            sheets, specs = train_pool.pairs(batch, augment=True, rng=rng)
+            z_sheet, z_audio = model(model.prepare_sheet(sheets).to(device),
+                                     model.prepare_spec(specs).to(device))
+            loss = model.loss(z_sheet, z_audio)
+            if not torch.isfinite(loss):
+                raise AsrError(f"training diverged: loss is {float(loss)} at epoch {state.epoch + 1} "
+                               f"step {step + 1}; lower the learning rate or check the data "
+                               f"(last good state: {paths.last_state})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        valid_loss, valid_mrr = evaluate_pairs(model, sheets_v, specs_v, spec.batch_size)
+        state.epoch += 1
+        improved = valid_mrr >= state.best_mrr
+        state.history.append({"epoch": state.epoch, "train_loss": float(np.mean(losses)),
+                              "valid_loss": valid_loss, "valid_mrr": valid_mrr, "lr": state.lr,
+                              "seconds": round(time.perf_counter() - t0, 2)})
+        if improved:
+            state.best_mrr, state.best_epoch = valid_mrr, state.epoch
+            state.patience_left = spec.patience if state.refinements_left == spec.refinement_steps \
+                else spec.refinement_patience
+            if options.dump:
+                save_atomic({"model": model.state_dict()}, paths.params)
+                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
+                            paths.best_state)
+        else:
+            state.patience_left -= 1
+            if state.patience_left <= 0:
+                if state.refinements_left <= 0 or not options.dump:
+                    state.done = True
+                else:
+                    best = load_checkpoint(paths.best_state, map_location=device)
+                    model.load_state_dict(best["model"])
+                    optimizer.load_state_dict(best["optimizer"])
+                    state.refinements_left -= 1
+                    state.lr *= spec.lr_multiplier
+                    state.patience_left = spec.refinement_patience
+                    log(f"refinement step: best epoch {state.best_epoch} reloaded, lr {state.lr:g}")
+        h = state.history[-1]
+        log(f"epoch {state.epoch}: train loss {h['train_loss']:.4f}, valid loss {h['valid_loss']:.4f}, "
+            f"valid MRR {valid_mrr:.4f}{' (best)' if improved else ''}, {h['seconds']:.0f} s")
+        if options.dump:
+            _save_state(paths.last_state, model, optimizer, state)
+            write_results(state.history, paths.results, best_epoch=state.best_epoch)
+            plot_curves(state.history, paths.curves_png, title=f"{paths.folder.name} {paths.tag}")
+    return state

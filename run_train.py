@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Train an audio--sheet retrieval model.
+
+Example::
+
+    python run_train.py --model models/demo.py --data mutopia \
+        --train_split data/msmd/splits/all_split.yaml --config exp_configs/demo.yaml --device cpu
+"""
+
+from audio_sheet_retrieval.errors import run_cli
+
+
+def main() -> int:
+    from audio_sheet_retrieval.scripts import experiment_parser, setup_experiment
+
+    p = experiment_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--no_dump", action="store_true", help="do not write parameters or results")
+    p.add_argument("--show_architecture", action="store_true", help="print the network and exit")
+    p.add_argument("--max_epochs", type=int, default=None, help="override the model's max epochs")
+    p.add_argument("--epoch_samples", type=int, default=10_000, help="training pairs per epoch")
+    p.add_argument("--n_valid", type=int, default=1_000, help="validation pairs per epoch")
+    args = p.parse_args()
+    exp = setup_experiment(args)
+    if args.show_architecture:
+        print(exp.model)
+        print(f"{exp.model.n_parameters():,} trainable parameters")
+        return 0
+
+    from audio_sheet_retrieval.data.mutopia import load_pools
+    from audio_sheet_retrieval.train.loop import TrainOptions, fit
+
+    if not args.resume and exp.paths.last_state.exists() and not args.no_dump:
+        print(f"note: {exp.paths.last_state} exists; starting over (use --resume to continue it)")
+    pools = load_pools(exp.data_root, exp.split_file, exp.config, kinds=("train", "valid"))
+    print(f"train: {len(pools['train'])} pairs from {len(pools['train'].pieces)} pieces, "
+          f"valid: {len(pools['valid'])} pairs; {exp.model.n_parameters():,} parameters on {exp.device}")
+    options = TrainOptions(epoch_samples=args.epoch_samples, n_valid=args.n_valid,
+                           max_epochs=args.max_epochs, seed=args.seed, dump=not args.no_dump)
+    state = fit(exp.model, pools["train"], pools["valid"], exp.paths, exp.device, options,
+                resume=args.resume)
+    print(f"best valid MRR {state.best_mrr:.4f} at epoch {state.best_epoch}"
+          + ("" if args.no_dump else f"; parameters: {exp.paths.params}"))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
