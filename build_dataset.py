@@ -38,6 +38,8 @@ def parse_args():
     p.add_argument("--pieces", nargs="+", default=None,
                    help="corpus names, globs (quote them) or score files; default: the "
                         "corpus solo-piano works and the Bach chorales")
+    p.add_argument("--demo", action="store_true",
+                   help="build the small demo selection (2 piano works + 38 chorales)")
     p.add_argument("--quartets", action="store_true",
                    help="add the corpus string quartets, reduced to piano")
     p.add_argument("--engraver", choices=("verovio", "lilypond"), default="verovio")
@@ -82,7 +84,7 @@ def main() -> int:
         return plot(args)
     from audio_sheet_retrieval.build.dataset import build_dataset
     from audio_sheet_retrieval.build.pipeline import BuildOptions
-    from audio_sheet_retrieval.build.sources import default_specs, quartet_specs, resolve
+    from audio_sheet_retrieval.build.sources import default_specs, demo_specs, quartet_specs, resolve
     from audio_sheet_retrieval.build.synth import SynthError, check_synth, get_synth
 
     try:
@@ -90,7 +92,7 @@ def main() -> int:
             check_synth(get_synth(name))
     except SynthError as err:
         raise AsrError(str(err)) from None
-    specs = args.pieces or default_specs()
+    specs = args.pieces or (demo_specs() if args.demo else default_specs())
     if args.quartets:
         specs = list(specs) + quartet_specs()
     try:

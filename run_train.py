@@ -20,6 +20,8 @@ def main() -> int:
     p.add_argument("--max_epochs", type=int, default=None, help="override the model's max epochs")
     p.add_argument("--epoch_samples", type=int, default=10_000, help="training pairs per epoch")
     p.add_argument("--n_valid", type=int, default=1_000, help="validation pairs per epoch")
+    p.add_argument("--max_minutes", type=float, default=None,
+                   help="stop after the epoch that exceeds this wall-clock budget")
     args = p.parse_args()
     exp = setup_experiment(args)
     if args.show_architecture:
@@ -36,7 +38,8 @@ def main() -> int:
     print(f"train: {len(pools['train'])} pairs from {len(pools['train'].pieces)} pieces, "
           f"valid: {len(pools['valid'])} pairs; {exp.model.n_parameters():,} parameters on {exp.device}")
     options = TrainOptions(epoch_samples=args.epoch_samples, n_valid=args.n_valid,
-                           max_epochs=args.max_epochs, seed=args.seed, dump=not args.no_dump)
+                           max_epochs=args.max_epochs, seed=args.seed, dump=not args.no_dump,
+                           max_minutes=args.max_minutes)
     state = fit(exp.model, pools["train"], pools["valid"], exp.paths, exp.device, options,
                 resume=args.resume)
     print(f"best valid MRR {state.best_mrr:.4f} at epoch {state.best_epoch}"

@@ -121,6 +121,19 @@ def default_specs(quartets: bool = False) -> list[str]:
     return specs
 
 
+def demo_specs(n: int = 40, seed: int = 0) -> list[str]:
+    """A small reproducible selection of the default collection, for demos.
+
+    Two solo-piano works and ``n - 2`` Bach chorales drawn with ``seed``.
+    """
+    import numpy as np
+
+    chorales = sorted(name for name in default_specs() if _is_chorale(name))
+    picked = np.random.default_rng(seed).choice(len(chorales), size=min(n - 2, len(chorales)),
+                                                replace=False)
+    return ["bach/bwv846", "mozart/k545/movement1_exposition"] + sorted(chorales[i] for i in picked)
+
+
 def quartet_specs() -> list[str]:
     """Corpus names of the string quartet movements."""
     names = corpus_names()

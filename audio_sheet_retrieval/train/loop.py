@@ -55,6 +55,7 @@ class TrainOptions:
     max_epochs: int | None = None  # None: the model spec's max_epochs
     seed: int = 0
     dump: bool = True
+    max_minutes: float | None = None  # stop after the epoch that passes this wall-clock budget
 
 
 def _epoch_indices(n: int, count: int, seed: int, epoch: int) -> np.ndarray:
@@ -123,6 +124,7 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
         log(f"resumed {paths.last_state} after epoch {state.epoch}")
     sheets_v, specs_v = validation_pairs(valid_pool, options.n_valid, options.seed)
     steps = max(1, options.epoch_samples // spec.batch_size)
+    started = time.perf_counter()
     while not state.done and state.epoch < max_epochs:
         t0 = time.perf_counter()
         model.train()
@@ -181,4 +183,8 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
             _save_state(paths.last_state, model, optimizer, state)
             write_results(state.history, paths.results, best_epoch=state.best_epoch)
             plot_curves(state.history, paths.curves_png, title=f"{paths.folder.name} {paths.tag}")
+        if options.max_minutes is not None and time.perf_counter() - started > 60 * options.max_minutes:
+            log(f"time budget of {options.max_minutes:g} min used up after epoch {state.epoch} "
+                "(--resume continues)")
+            break
     return state

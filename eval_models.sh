@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Snippet retrieval of one model's refined (est_UV) parameters, both directions (TISMIR 2018).
+#
+# Usage: ./eval_models.sh DEVICE MODEL SPLIT
+#   e.g. ./eval_models.sh cuda0 models/mutopia_ccal_cont_rsz_dense.py data/msmd/splits/all_split.yaml
+#
+# For each config: run_eval.py --estimate_UV --dump_results --n_test $N_TEST, sheet -> audio
+# (S2A) and audio -> sheet (A2S, --V2_to_V1).
+# Environment (all optional):
+#   CONFIGS     config stems            (default: "no_aug audio_aug sheet_aug full_aug")
+#   CONFIG_DIR  folder of the configs   (default: exp_configs beside this script)
+#   N_TEST      evenly spaced test pairs (default: 2000)
+#   EXTRA_ARGS  flags for every command (e.g. "--data_root D --exp_root E")
+#   EVAL_ARGS   flags for run_eval.py   (e.g. "--test_synth ElectricPiano --test_tempo 1.1")
+#   PYTHON      interpreter             (default: .venv/bin/python beside this script, else python)
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 DEVICE MODEL SPLIT   e.g. $0 cuda0 models/mutopia_ccal_cont_rsz_dense.py" \
+         "data/msmd/splits/all_split.yaml" >&2
+    exit 2
+}
+[ $# -ge 3 ] || usage
+device=$1 model=$2 split=$3
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$here/.venv/bin/python" ]; then PYTHON="$here/.venv/bin/python"; else PYTHON=python; fi
+fi
+read -r -a configs <<< "${CONFIGS:-no_aug audio_aug sheet_aug full_aug}"
+read -r -a extra <<< "${EXTRA_ARGS:-}"
+read -r -a eval_extra <<< "${EVAL_ARGS:-}"
+config_dir="${CONFIG_DIR:-$here/exp_configs}"
+
+for cfg in "${configs[@]}"; do
+    common=(--model "$model" --data mutopia --train_split "$split" --config "$config_dir/$cfg.yaml"
+            --device "$device" ${extra[@]+"${extra[@]}"} ${eval_extra[@]+"${eval_extra[@]}"})
+    for direction in "" --V2_to_V1; do
+        echo "=== evaluate $model with $cfg ${direction:-(S2A)}"
+        "$PYTHON" "$here/run_eval.py" "${common[@]}" --estimate_UV --dump_results \
+            --n_test "${N_TEST:-2000}" ${direction:+"$direction"}
+    done
+done
