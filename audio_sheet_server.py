@@ -38,7 +38,7 @@ def main() -> int:
     p.add_argument("--test_synth", default=None, help="override the config's TEST_SYNTH")
     p.add_argument("--test_tempo", type=float, default=None, help="override the config's TEST_TEMPO")
     args = p.parse_args()
-    exp = setup_experiment(args, estimate_uv=args.estimate_UV)
+    exp = setup_experiment(args, estimate_uv=args.estimate_UV, evaluating=True)
     options = PieceIdOptions("A2S", args.n_queries, args.k, args.init_sheet_db, args.full_eval,
                              args.dump_results, (args.query,) if args.query else (),
                              args.test_synth, args.test_tempo, args.top)

@@ -23,6 +23,11 @@ def main() -> int:
     p.add_argument("--n_train", type=int, default=25_000, help="training pairs for the CCA fit")
     p.add_argument("--n_valid", type=int, default=1_000, help="validation pairs for the check")
     args = p.parse_args()
+    if args.pretrained:
+        from audio_sheet_retrieval.errors import AsrError
+
+        raise AsrError("--pretrained selects a shipped model for evaluation; refinement writes "
+                       "its own parameters under --exp_root (drop --pretrained)")
     exp = setup_experiment(args)
     load_model_state(exp.model, exp.paths.params)
     pools = load_pools(exp.data_root, exp.split_file, exp.config, kinds=("train", "valid"))

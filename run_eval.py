@@ -35,7 +35,7 @@ def main() -> int:
     args = p.parse_args()
     if args.n_test < 1:
         raise AsrError(f"--n_test must be >= 1, got {args.n_test}")
-    exp = setup_experiment(args, estimate_uv=args.estimate_UV)
+    exp = setup_experiment(args, estimate_uv=args.estimate_UV, evaluating=True)
 
     from audio_sheet_retrieval.data.mutopia import load_pools
     from audio_sheet_retrieval.eval.snippet_retrieval import (

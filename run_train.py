@@ -23,6 +23,11 @@ def main() -> int:
     p.add_argument("--max_minutes", type=float, default=None,
                    help="stop after the epoch that exceeds this wall-clock budget")
     args = p.parse_args()
+    if args.pretrained:
+        from audio_sheet_retrieval.errors import AsrError
+
+        raise AsrError("--pretrained selects a shipped model for evaluation; training writes "
+                       "its own parameters under --exp_root (drop --pretrained)")
     exp = setup_experiment(args)
     if args.show_architecture:
         print(exp.model)

@@ -38,7 +38,7 @@ def main() -> int:
     p.add_argument("--test_synth", default=None, help="override the config's TEST_SYNTH")
     p.add_argument("--test_tempo", type=float, default=None, help="override the config's TEST_TEMPO")
     args = p.parse_args()
-    exp = setup_experiment(args, estimate_uv=args.estimate_UV)
+    exp = setup_experiment(args, estimate_uv=args.estimate_UV, evaluating=True)
     options = PieceIdOptions("S2A", args.n_queries, args.k, args.init_audio_db, args.full_eval,
                              args.dump_results, tuple(args.query or ()),
                              args.test_synth, args.test_tempo, args.top)

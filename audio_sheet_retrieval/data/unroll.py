@@ -49,6 +49,12 @@ class Unrolled:
         return (row - (box.center_row - height // 2),
                 self.x_offsets[system] + col - int(round(box.left)))
 
+    def from_strip(self, x: float) -> tuple[int, int, float]:
+        """(system index, page, page column) of strip column ``x`` (pixels)."""
+        k = int(np.clip(np.searchsorted(self.x_offsets, x, side="right") - 1, 0, len(self.systems) - 1))
+        box = self.systems[k]
+        return k, box.page, float(x - self.x_offsets[k] + int(round(box.left)))
+
     def system_of(self, page: int, row: float) -> int:
         """Index of the system on ``page`` whose vertical span is nearest to ``row``."""
         best, best_d = -1, np.inf

@@ -111,6 +111,10 @@ class SnippetDB:
     piece_names : list of str
     fingerprint : dict of str -> str
         See :func:`db_fingerprint`.
+    locations : np.ndarray, shape (N, 3), optional
+        Where each sheet snippet lies: (page, system, column), 0-based page and
+        system indices and the page column of the snippet centre in pixels
+        (used by ``asr locate``).
     """
 
     kind: str
@@ -118,6 +122,7 @@ class SnippetDB:
     piece_ids: np.ndarray
     piece_names: list[str]
     fingerprint: dict = field(default_factory=dict)
+    locations: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -136,7 +141,9 @@ class SnippetDB:
                 np.savez(fh, version=np.int64(DB_VERSION), kind=np.str_(self.kind),
                          codes=self.codes.astype(np.float32), piece_ids=self.piece_ids.astype(np.int64),
                          piece_names=np.array(self.piece_names, dtype=str),
-                         fingerprint=np.str_(json.dumps(self.fingerprint, sort_keys=True)))
+                         fingerprint=np.str_(json.dumps(self.fingerprint, sort_keys=True)),
+                         **({} if self.locations is None else
+                            {"locations": self.locations.astype(np.float32)}))
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -161,7 +168,8 @@ class SnippetDB:
                 if int(z["version"]) != DB_VERSION:
                     raise ValueError(f"version {int(z['version'])}")
                 db = cls(str(z["kind"]), z["codes"].astype(np.float32), z["piece_ids"].astype(np.int64),
-                         [str(n) for n in z["piece_names"]], json.loads(str(z["fingerprint"])))
+                         [str(n) for n in z["piece_names"]], json.loads(str(z["fingerprint"])),
+                         z["locations"] if "locations" in z.files else None)
         except Exception as err:  # zip, key, value and JSON errors
             raise AsrError(f"{path}: not a readable snippet database ({type(err).__name__}); "
                            "rebuild it with --init_sheet_db / --init_audio_db") from None

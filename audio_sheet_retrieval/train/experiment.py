@@ -21,6 +21,8 @@ class ExperimentPaths:
 
     folder: Path
     tag: str
+    params_file: Path | None = None
+    """Parameters to load instead of ``folder/params_<tag>.pt`` (a shipped model)."""
 
     @classmethod
     def create(cls, exp_root: str | Path, model_name: str, split_file: str | Path,
@@ -31,7 +33,7 @@ class ExperimentPaths:
     @property
     def params(self) -> Path:
         """Best parameters (weights only; what evaluation loads)."""
-        return self.folder / f"params_{self.tag}.pt"
+        return self.params_file or self.folder / f"params_{self.tag}.pt"
 
     @property
     def best_state(self) -> Path:
