@@ -15,5 +15,5 @@ setup(
     packages=find_packages(include=["audio_sheet_retrieval", "audio_sheet_retrieval.*"]),
     python_requires=">=3.10",
     install_requires=requirements,
-    entry_points={"console_scripts": ["asr = audio_sheet_retrieval.cli:main"]},
+    entry_points={"console_scripts": ["asr = audio_sheet_retrieval.cli:entry"]},
 )

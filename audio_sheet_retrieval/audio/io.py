@@ -49,3 +49,29 @@ def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray:
         g = gcd(int(file_sr), int(sr))
         y = resample_poly(y, sr // g, int(file_sr) // g).astype(np.float32)
     return y
+
+
+SILENCE_PEAK = 1e-4
+"""Peak amplitude (full scale 1) below which a recording counts as silent (-80 dBFS)."""
+
+
+def recording_spectrogram(path: str | Path, min_frames: int) -> np.ndarray:
+    """The 92-band spectrogram of a recording that must hold at least ``min_frames`` frames.
+
+    Raises
+    ------
+    AsrError
+        Missing or unreadable file, a silent recording (peak below -80 dBFS),
+        or one shorter than ``min_frames`` frames.
+    """
+    from audio_sheet_retrieval.audio.spectrogram import FPS, SR, spectrogram
+
+    y = load_audio(path, sr=SR)
+    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+        raise AsrError(f"{path}: the recording is silent (peak below -80 dBFS); use a recording "
+                       "of music")
+    spec = spectrogram(y)
+    if spec.shape[1] < min_frames:
+        raise AsrError(f"{path}: the recording lasts {len(y) / SR:.2f} s, shorter than one "
+                       f"excerpt ({min_frames} frames = {min_frames / FPS:.2f} s); use a longer recording")
+    return spec

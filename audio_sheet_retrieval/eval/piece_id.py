@@ -332,10 +332,6 @@ def pool_queries(pool: SnippetPool, query_kind: str, n_queries: int = 100
                                             pool.sheet_context)
 
 
-SILENCE_PEAK = 1e-4
-"""Peak amplitude (full scale 1) below which a recording counts as silent (-80 dBFS)."""
-
-
 def audio_file_queries(path: str | Path, n_queries: int, context: int) -> np.ndarray:
     """Query excerpts of a recording (WAV, FLAC, OGG, MP3).
 
@@ -344,16 +340,9 @@ def audio_file_queries(path: str | Path, n_queries: int, context: int) -> np.nda
     AsrError
         Missing or unreadable file, a silent recording, or one shorter than one excerpt.
     """
-    from audio_sheet_retrieval.audio import FPS, SR, load_audio, spectrogram
+    from audio_sheet_retrieval.audio.io import recording_spectrogram
 
-    y = load_audio(path, sr=SR)
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
-        raise AsrError(f"{path}: the recording is silent (peak below -80 dBFS); use a recording "
-                       "of music")
-    spec = spectrogram(y)
-    if spec.shape[1] < context:
-        raise AsrError(f"{path}: the recording lasts {len(y) / SR:.2f} s, shorter than one "
-                       f"excerpt ({context} frames = {context / FPS:.2f} s); use a longer recording")
+    spec = recording_spectrogram(path, context)
     return audio_queries(spec, n_queries, context)
 
 

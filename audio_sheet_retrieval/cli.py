@@ -1,0 +1,104 @@
+"""``asr``: identify a recording among your scores, or locate it in them.
+
+Examples
+--------
+::
+
+    asr identify recording.flac --scores my_scores/         # ranked pieces with vote shares
+    asr locate excerpt.wav --scores my_scores/piece.musicxml  # page, system, x of each moment
+    asr models                                              # the shipped models
+
+Scores may be MusicXML, .mxl, kern, ABC or LilyPond files (engraved here), or
+page images (PNG, JPEG) and PDFs (staff systems detected). Recordings may be
+WAV, FLAC, OGG or MP3 at any sample rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from audio_sheet_retrieval.errors import AsrError, run_cli
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asr", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (("identify", "rank the scores for a recording"),
+                       ("locate", "find where each moment of a recording is in the scores")):
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument("recording", help="WAV, FLAC, OGG or MP3 file")
+        s.add_argument("--scores", nargs="+", required=True, help="score files or folders")
+        s.add_argument("--model", default=None, help="shipped model name (see `asr models`)")
+        s.add_argument("--params", default=None,
+                       help="your own parameters file (with --model_file and --config)")
+        s.add_argument("--model_file", default=None, help="models/*.py of --params")
+        s.add_argument("--config", default=None, help="exp_configs/*.yaml of --params")
+        s.add_argument("--db", default=None, help="library cache (default: <scores>/.asr_library.npz)")
+        s.add_argument("--rebuild", action="store_true", help="rebuild the library cache")
+        s.add_argument("--device", default="cpu")
+        if name == "identify":
+            s.add_argument("--k", type=int, default=25, help="neighbours (votes) per excerpt")
+            s.add_argument("--top", type=int, default=10, help="pieces to print")
+        else:
+            s.add_argument("--hop_s", type=float, default=1.0, help="seconds between excerpts")
+    sub.add_parser("models", help="list the shipped models")
+    return p
+
+
+def _model(args):
+    """(model, parameters id) from the flags: a shipped model or the user's own."""
+    from audio_sheet_retrieval import pretrained
+    from audio_sheet_retrieval.eval.piece_id import file_digest
+    from audio_sheet_retrieval.train.experiment import parse_device
+
+    device = parse_device(args.device)
+    if args.params:
+        if not (args.model_file and args.config):
+            raise AsrError("--params needs --model_file models/<x>.py and --config exp_configs/<y>.yaml")
+        from audio_sheet_retrieval.config.exp_config import load_config
+        from audio_sheet_retrieval.nn.module_loader import load_model_module
+        from audio_sheet_retrieval.train.checkpoint import load_model_state
+
+        model = load_model_module(args.model_file).build_model(load_config(args.config)).to(device)
+        load_model_state(model, args.params)
+        return model.eval(), file_digest(args.params)
+    name = args.model or pretrained.DEFAULT_MODEL
+    model, _, _ = pretrained.load_pretrained(name, device)
+    return model, file_digest(pretrained.pretrained_params(name))
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    if args.command == "models":
+        from audio_sheet_retrieval import pretrained
+
+        for name in pretrained.available():
+            meta = pretrained.pretrained_meta(name)
+            print(f"{name}: {meta.get('summary', '')}")
+        return 0
+    from audio_sheet_retrieval import library
+
+    model, params_id = _model(args)
+    db = library.open_library(args.scores, model, params_id, args.db, args.rebuild)
+    if args.command == "identify":
+        ranking = library.identify_recording(args.recording, db, model, k=args.k)
+        print(f"{'rank':>4}  {'votes':>5}  {'share':>6}  piece")
+        for rank, (name, votes, share) in enumerate(ranking.top(args.top), start=1):
+            print(f"{rank:>4}  {votes:>5}  {share:>6.1%}  {name}")
+        return 0
+    hop = max(1, int(round(args.hop_s * 20)))
+    print(f"{'time s':>7}  {'page':>4}  {'system':>6}  {'x px':>6}  {'sim':>5}  piece")
+    for loc in library.locate_recording(args.recording, db, model, hop_frames=hop):
+        print(f"{loc.time_s:>7.2f}  {loc.page:>4}  {loc.system:>6}  {loc.column_px:>6.0f}  "
+              f"{loc.similarity:>5.2f}  {loc.piece}")
+    return 0
+
+
+def entry() -> None:
+    """Console entry point."""
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    entry()
