@@ -109,6 +109,32 @@ def test_cca_eval_uses_stored_statistics_and_set_statistics():
         layer.set_statistics(fit.mean1, fit.mean2, fit.U[:2], fit.V)
 
 
+def test_cca_running_moments_average_batches():
+    views = [torch.tensor(x, dtype=torch.float32)
+             for x in _correlated_views(2000, np.array([0.9, 0.6, 0.3, 0.1]))]
+    last_only, running = CCAProjection(4, momentum=1.0).train(), CCAProjection(4, momentum=0.05).train()
+    for lo in range(0, 2000, 100):
+        for layer in (last_only, running):
+            layer(views[0][lo:lo + 100], views[1][lo:lo + 100])
+    # momentum 1 stores the last batch's own fit, as the original did
+    last = cca_statistics(views[0][-100:].double(), views[1][-100:].double())
+    torch.testing.assert_close(last_only.U, last.U.float(), atol=1e-4, rtol=1e-4)
+    # the running fit is close to the fit on all 2000 pairs, the last-batch fit is not
+    full = cca_statistics(views[0].double(), views[1].double()).correlations.float()
+    err_running = (running.stored_correlations - full).abs().max()
+    err_last = (last_only.stored_correlations - full).abs().max()
+    assert err_running < 0.08 and err_running < err_last
+    assert int(running.num_batches) == 20
+
+
+def test_cca_loads_checkpoints_without_running_moments():
+    layer = CCAProjection(4)
+    state = {k: v for k, v in layer.state_dict().items() if not k.startswith(("run_", "num_"))}
+    fresh = CCAProjection(4)
+    fresh.load_state_dict(state)  # strict: the missing running moments start afresh
+    assert int(fresh.num_batches) == 0
+
+
 def test_cca_gradcheck():
     gen = torch.Generator().manual_seed(3)
     h1 = torch.randn(40, 4, dtype=torch.float64, generator=gen)

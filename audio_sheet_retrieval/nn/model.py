@@ -68,6 +68,10 @@ class ModelSpec:
         Hinge margin of the ranking loss.
     symmetric : bool
         Also rank sheets for each audio excerpt in the loss.
+    cca_momentum : float
+        Weight of each training batch in the CCA layer's running moments, from
+        which the stored (inference) projection is fitted; 1.0 keeps only the
+        last batch, as the original did.
     r1, r2 : float
         Covariance ridges of the CCA layer.
     tno_weight : float
@@ -101,6 +105,7 @@ class ModelSpec:
     margin: float = 0.7
     symmetric: bool = False
     r1: float = R_DEFAULT
+    cca_momentum: float = 0.05
     r2: float = R_DEFAULT
     tno_weight: float = 0.0
     lr: float = 0.002
@@ -181,7 +186,8 @@ class TwoBranchModel(nn.Module):
         self.attention = SoftAttention(spec.attention_filters) if spec.attention else None
         self.spec_encoder = Encoder(self.spec_shape, spec.n_filters, spec.latent, spec.head)
         self.projection: Projection = (
-            CCAProjection(spec.latent, spec.r1, spec.r2) if spec.projection == "cca"
+            CCAProjection(spec.latent, spec.r1, spec.r2, momentum=spec.cca_momentum)
+            if spec.projection == "cca"
             else LearnedProjection(spec.latent))
 
     # ------------------------------------------------------------ inputs

@@ -82,6 +82,10 @@ def evaluate_pairs(model, sheets: np.ndarray, specs: np.ndarray, batch_size: int
     return float(np.mean(losses)), mean_reciprocal_rank(ranks_from_similarity(sim))
 
 
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
 def _save_state(path, model, optimizer, state: TrainState) -> None:
     save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "state": asdict(state), "torch_rng": torch.get_rng_state()}, path)
@@ -89,7 +93,7 @@ def _save_state(path, model, optimizer, state: TrainState) -> None:
 
 def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: ExperimentPaths,
         device: torch.device, options: TrainOptions = TrainOptions(), resume: bool = False,
-        log=print) -> TrainState:
+        log=_log) -> TrainState:
     """Train ``model`` and write its best parameters to ``paths.params``.
 
     Parameters

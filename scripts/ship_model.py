@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Copy a trained, refined and evaluated model into ``pretrained/<model>/`` with its description.
+
+Run after run_train.py, refine_cca.py, run_eval.py (both directions, --estimate_UV --dump_results) and the
+two servers (--estimate_UV --full_eval --dump_results)::
+
+    python scripts/ship_model.py --model models/mutopia_ccal_cont_rsz_dense_att.py \
+        --config exp_configs/full_aug.yaml --data_root data/msmd --exp_root experiments
+
+Writes ``pretrained/<model>/params.pt`` (weights only) and ``meta.yaml``, then regenerates
+``pretrained/MODEL_CARD.md`` from every shipped model's ``meta.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from audio_sheet_retrieval.build.sources import corpus_root  # noqa: E402
+from audio_sheet_retrieval.config.exp_config import load_config  # noqa: E402
+from audio_sheet_retrieval.data.msmd import Piece, load_split  # noqa: E402
+from audio_sheet_retrieval.pretrained import PRETRAINED_DIR, available, pretrained_meta  # noqa: E402
+
+
+def corpus_spec(piece: Piece) -> str:
+    """The corpus name (or file path) a built piece came from."""
+    source = Path(piece.meta["source"])
+    try:
+        return source.relative_to(corpus_root()).with_suffix("").as_posix()
+    except ValueError:
+        return str(source)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--data_root", default=str(REPO / "data" / "msmd"))
+    p.add_argument("--split", default=None, help="default: <data_root>/splits/all_split.yaml")
+    p.add_argument("--exp_root", default=str(REPO / "experiments"))
+    p.add_argument("--n_train", type=int, default=25000, help="pairs refine_cca.py used")
+    p.add_argument("--summary", default="")
+    args = p.parse_args()
+    name, cfg_stem = Path(args.model).stem, Path(args.config).stem
+    data_root = Path(args.data_root)
+    split_file = Path(args.split or data_root / "splits" / "all_split.yaml")
+    tag = f"{split_file.stem}_{cfg_stem}"
+    trained, refined = Path(args.exp_root) / name, Path(args.exp_root) / f"{name}_est_UV"
+    results = yaml.safe_load((trained / f"results_{tag}.yaml").read_text())
+    epochs = results["epochs"]
+    split = load_split(split_file)
+    evaluation = {}
+    for path in sorted(refined.glob(f"eval_{tag}_*.yaml")) + sorted(refined.glob(f"retrieval_{tag}_*.yaml")):
+        evaluation[path.stem.replace(f"_{tag}", "")] = yaml.safe_load(path.read_text())
+    manifest = yaml.safe_load((data_root / "manifest.yaml").read_text())
+    meta = {
+        "summary": args.summary or f"{name} trained on {len(split['train'])} pieces with {cfg_stem}",
+        "model_file": f"models/{name}.py", "config_file": f"exp_configs/{cfg_stem}.yaml",
+        "config": load_config(args.config),
+        "data": {"pieces": manifest["totals"]["pieces"], "pages": manifest["totals"]["pages"],
+                 "aligned_noteheads": manifest["totals"]["aligned_noteheads"],
+                 "synths": manifest["options"]["synths"], "tempi": manifest["options"]["tempi"],
+                 "versions": manifest["versions"]},
+        "split": {k: len(v) for k, v in split.items()},
+        "test_pieces": split["test"],
+        "test_sources": [corpus_spec(Piece(data_root, n)) for n in split["test"]],
+        "training": {"epochs": len(epochs), "best_epoch": results.get("best_epoch"),
+                     "best_valid_mrr": max(e["valid_mrr"] for e in epochs),
+                     "wall_time_minutes": round(sum(e["seconds"] for e in epochs) / 60, 1),
+                     "final_lr": epochs[-1]["lr"], "epoch_samples": 10000,
+                     "refine_cca_pairs": args.n_train, "device": "cpu (2 cores, shared)"},
+        "evaluation": evaluation,
+    }
+    out = PRETRAINED_DIR / name
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(refined / f"params_{tag}.pt", out / "params.pt")
+    (out / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    write_card()
+    print(out)
+
+
+def _row(meta: dict, key: str) -> str:
+    e = meta["evaluation"].get(key)
+    if not e:
+        return "n/a"
+    r = e["recall_at_k"]
+    return f"{r['1']:.1f} | {r['5']:.1f} | {r['25']:.1f} | {e['map']:.3f} | {e['med_rank']:.0f}"
+
+
+def write_card() -> None:
+    """``pretrained/MODEL_CARD.md`` from the shipped models' ``meta.yaml``."""
+    lines = ["# Shipped models", "",
+             "Trained with this project's own scripts on the default build of `build_dataset.py` "
+             "(music21 corpus: solo piano works and Bach chorales reduced to piano; verovio engraving; "
+             "FluidSynth/TiMidity pianos). Parameters are weights only "
+             "(`torch.load(..., weights_only=True)`), "
+             "with the CCA layer refined by `refine_cca.py`. Use them with `--pretrained`, "
+             "`audio_sheet_retrieval.pretrained.load_pretrained()` or `asr`.", ""]
+    for name in available():
+        m = pretrained_meta(name)
+        t, c, d, n = m["training"], m["config"], m["data"], m["split"]
+        synths = ", ".join(c["AUGMENT"]["synths"])
+        lines += [
+            f"## {name}", "", m["summary"], "",
+            f"- model file `{m['model_file']}`, config `{m['config_file']}`: excerpts of "
+            f"{c['SPEC_CONTEXT']} frames, training synths {synths}, tempo {c['AUGMENT']['tempo_range']}; "
+            f"the test synth {c['TEST_SYNTH']} is held out",
+            f"- data: {d['pieces']} pieces, {d['pages']} pages, {d['aligned_noteheads']} aligned "
+            f"noteheads; split train/valid/test = {n['train']}/{n['valid']}/{n['test']} pieces",
+            f"- training: {t['epochs']} epochs of {t['epoch_samples']} pairs, best epoch "
+            f"{t['best_epoch']} (valid MRR {t['best_valid_mrr']:.3f}), {t['wall_time_minutes']} min "
+            f"on {t['device']}; CCA refined on {t['refine_cca_pairs']} pairs", "",
+            "Snippet retrieval on the held-out test split (2,000 evenly spaced pairs, test synth, "
+            "tempo 1.0):", "",
+            "| direction | R@1 | R@5 | R@25 | MRR | MedR |", "|---|---|---|---|---|---|"]
+        for key, label in (("eval_A2S_1000", "audio → sheet"), ("eval_S2A_1000", "sheet → audio")):
+            lines.append(f"| {label} | {_row(m, key)} |")
+        ids = [(k, v) for k, v in m["evaluation"].items() if k.startswith("retrieval_")]
+        if ids:
+            lines += ["", "Piece identification over all test pieces (100 queries each, 25 votes "
+                      "per query):", "",
+                      "| direction | pieces | rank 1 | rank ≤ 5 | MRR |", "|---|---|---|---|---|"]
+            for key, v in ids:
+                s = v.get("summary", {})
+                label = "audio → score" if "A2S" in key else "score → audio"
+                lines.append(f"| {label} | {s.get('n', '?')} | {s.get('ratio_1', 0):.1%} | "
+                             f"{s.get('ratio_le_5', 0):.1%} | {s.get('MRR', 0):.3f} |")
+        lines.append("")
+    (PRETRAINED_DIR / "MODEL_CARD.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
