@@ -4,7 +4,9 @@ Read it top to bottom: set up -> (resume) -> per epoch: train on
 ``epoch_samples`` pairs, validate, keep the best, maybe refine -> save.
 
 * Adam (lr 0.002), batch 100, L2 1e-5; an *epoch* is 10,000 training pairs.
-* After each epoch: validation loss and audio-to-sheet MRR on 1,000 fixed pairs.
+* After each epoch the CCA projection used for inference is refitted on
+  2,000 training pairs embedded in eval mode (a small ``refine_cca``), then
+  validation loss and audio-to-sheet MRR are measured on 1,000 fixed pairs.
 * The best epoch by MRR is kept (parameters + optimizer state). When patience
   runs out the best state is reloaded and the learning rate halved (a
   *refinement step*), up to ``refinement_steps`` times.
@@ -30,6 +32,7 @@ from audio_sheet_retrieval.eval.metrics import mean_reciprocal_rank, ranks_from_
 from audio_sheet_retrieval.train.checkpoint import load_checkpoint, save_atomic
 from audio_sheet_retrieval.train.curves import plot_curves, write_results
 from audio_sheet_retrieval.train.experiment import ExperimentPaths
+from audio_sheet_retrieval.train.refine import refine_cca
 
 
 @dataclass
@@ -56,6 +59,7 @@ class TrainOptions:
     seed: int = 0
     dump: bool = True
     max_minutes: float | None = None  # stop after the epoch that passes this wall-clock budget
+    cca_pairs: int = 2_000  # training pairs the CCA projection is refitted on after each epoch
 
 
 def _epoch_indices(n: int, count: int, seed: int, epoch: int) -> np.ndarray:
@@ -153,6 +157,11 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
             optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if spec.projection == "cca" and options.cca_pairs:
+            # fit the inference projection on eval-mode features: the batch-norm layers
+            # behave differently in training, so statistics gathered there do not fit
+            refine_cca(model, train_pool, options.cca_pairs, seed=options.seed + state.epoch,
+                       progress=False)
         valid_loss, valid_mrr = evaluate_pairs(model, sheets_v, specs_v, spec.batch_size)
         state.epoch += 1
         improved = valid_mrr >= state.best_mrr

@@ -1,10 +1,10 @@
 """Large-batch CCA refinement: refit the CCA projection on many training pairs.
 
-The network's features before the projection are computed (deterministically)
-for ``n_train`` augmented training pairs; CCA is then fitted in closed form in
-float64: ``T = S11^-1/2 S12 S22^-1/2 = P diag(rho) Q^T`` (SVD), ``U = S11^-1/2 P``,
-``V = S22^-1/2 Q`` with ridges ``r1 = r2 = 1e-3``; the stored means, U and V are
-replaced.
+The network's features before the projection are computed (deterministically,
+in eval mode) for ``n_train`` augmented training pairs; CCA is then fitted in
+closed form in float64 with the CCA layer's own fit (``T = S11^-1/2 S12 S22^-1/2
+= P diag(rho) Q^T``, ``U = S11^-1/2 P``, ``V = S22^-1/2 Q``, ridges 1e-3); the
+stored means, U and V are replaced.
 """
 
 from __future__ import annotations
@@ -15,18 +15,11 @@ from tqdm import tqdm
 
 from audio_sheet_retrieval.data.pools import SnippetPool
 from audio_sheet_retrieval.errors import AsrError
-
-
-def _inv_sqrt(cov: np.ndarray) -> np.ndarray:
-    vals, vecs = np.linalg.eigh(cov)
-    if vals.min() <= 0:
-        raise AsrError("covariance of the network features is singular even with the ridge; "
-                       "the network is degenerate (retrain it)")
-    return (vecs / np.sqrt(vals)) @ vecs.T
+from audio_sheet_retrieval.nn.cca import cca_statistics
 
 
 def fit_cca(h1: np.ndarray, h2: np.ndarray, r1: float = 1e-3, r2: float = 1e-3):
-    """Closed-form regularised CCA.
+    """Closed-form regularised CCA in float64 (the CCA layer's own fit, on many pairs).
 
     Parameters
     ----------
@@ -48,19 +41,13 @@ def fit_cca(h1: np.ndarray, h2: np.ndarray, r1: float = 1e-3, r2: float = 1e-3):
         raise AsrError(f"CCA needs more pairs than dimensions, got {h1.shape} and {h2.shape}")
     if not (np.all(np.isfinite(h1)) and np.all(np.isfinite(h2))):
         raise AsrError("network features hold NaN or infinite values; the parameters are broken")
-    n, d = h1.shape
-    m1, m2 = h1.mean(0), h2.mean(0)
-    c1, c2 = h1 - m1, h2 - m2
-    s11 = c1.T @ c1 / (n - 1) + r1 * np.eye(d)
-    s22 = c2.T @ c2 / (n - 1) + r2 * np.eye(d)
-    s12 = c1.T @ c2 / (n - 1)
-    i1, i2 = _inv_sqrt(s11), _inv_sqrt(s22)
-    p, rho, qt = np.linalg.svd(i1 @ s12 @ i2)
-    return m1, m2, i1 @ p, i2 @ qt.T, rho
+    with torch.no_grad():
+        fit = cca_statistics(torch.from_numpy(h1), torch.from_numpy(h2), r1, r2)
+    return tuple(t.numpy() for t in (fit.mean1, fit.mean2, fit.U, fit.V, fit.correlations))
 
 
 def pre_projection_features(model, pool: SnippetPool, n_pairs: int, batch_size: int = 500,
-                            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                            seed: int = 0, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Features before the projection of ``n_pairs`` augmented pool pairs (eval mode)."""
     rng = np.random.default_rng(seed)
     reps = -(-n_pairs // len(pool))
@@ -69,14 +56,16 @@ def pre_projection_features(model, pool: SnippetPool, n_pairs: int, batch_size: 
     feats1, feats2 = [], []
     model.eval()
     with torch.no_grad():
-        for lo in tqdm(range(0, n_pairs, batch_size), desc="embedding training pairs", unit="batch"):
+        for lo in tqdm(range(0, n_pairs, batch_size), desc="embedding training pairs", unit="batch",
+                       disable=not progress, leave=False):
             sheets, specs = pool.pairs(order[lo:lo + batch_size], augment=True, rng=rng)
             feats1.append(model.encode_sheet(model.prepare_sheet(sheets).to(device)).cpu().numpy())
             feats2.append(model.encode_spec(model.prepare_spec(specs).to(device)).cpu().numpy())
     return np.concatenate(feats1), np.concatenate(feats2)
 
 
-def refine_cca(model, pool: SnippetPool, n_train: int = 25_000, seed: int = 0) -> np.ndarray:
+def refine_cca(model, pool: SnippetPool, n_train: int = 25_000, seed: int = 0,
+               progress: bool = True) -> np.ndarray:
     """Refit the model's CCA projection on ``n_train`` training pairs, in place.
 
     Returns
@@ -87,7 +76,9 @@ def refine_cca(model, pool: SnippetPool, n_train: int = 25_000, seed: int = 0) -
     if model.spec.projection != "cca":
         raise AsrError(f"refine_cca needs a CCA model; this one uses a {model.spec.projection} "
                        "projection")
-    h1, h2 = pre_projection_features(model, pool, n_train, seed=seed)
+    was_training = model.training
+    h1, h2 = pre_projection_features(model, pool, n_train, seed=seed, progress=progress)
+    model.train(was_training)
     m1, m2, u, v, rho = fit_cca(h1, h2, model.spec.r1, model.spec.r2)
     like = model.projection.U
     model.projection.set_statistics(*(torch.as_tensor(a, dtype=like.dtype, device=like.device)
