@@ -14,21 +14,10 @@
 #   PYTHON      interpreter             (default: .venv/bin/python beside this script, else python)
 set -euo pipefail
 
-usage() {
-    echo "usage: $0 DEVICE MODEL SPLIT   e.g. $0 cuda0 models/mutopia_ccal_cont_rsz_dense.py" \
-         "data/msmd/splits/all_split.yaml" >&2
-    exit 2
-}
-[ $# -ge 3 ] || usage
-device=$1 model=$2 split=$3
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x "$here/.venv/bin/python" ]; then PYTHON="$here/.venv/bin/python"; else PYTHON=python; fi
-fi
-read -r -a configs <<< "${CONFIGS:-no_aug full_aug}"
-read -r -a extra <<< "${EXTRA_ARGS:-}"
+default_configs="no_aug full_aug"
+source "$here/scripts/asr_common.sh" "$@"
 read -r -a eval_extra <<< "${EVAL_ARGS:-}"
-config_dir="${CONFIG_DIR:-$here/exp_configs}"
 
 for cfg in "${configs[@]}"; do
     common=(--model "$model" --data mutopia --train_split "$split" --config "$config_dir/$cfg.yaml"

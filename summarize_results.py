@@ -16,7 +16,8 @@ from audio_sheet_retrieval.errors import run_cli
 def main() -> int:
     import argparse
 
-    from audio_sheet_retrieval.eval.summary import results_table, write_text
+    from audio_sheet_retrieval.atomic import write_text_atomic
+    from audio_sheet_retrieval.eval.summary import results_table
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", metavar="MODEL_FOLDER",
@@ -26,7 +27,7 @@ def main() -> int:
     table = results_table(args.folders)
     print(table)
     if args.out:
-        print(f"wrote {write_text(table + chr(10), args.out)}")
+        print(f"wrote {write_text_atomic(table + chr(10), args.out)}")
     return 0
 
 

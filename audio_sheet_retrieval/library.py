@@ -8,7 +8,7 @@ Score files are unrolled into one strip each:
 * page images (PNG, JPEG) and PDFs go through the staff-system detector
   (:mod:`audio_sheet_retrieval.sheet`) and get a snippet every ``hop_px`` pixels.
 
-The snippets' codes form a :class:`~audio_sheet_retrieval.eval.piece_id.SnippetDB`
+The snippets' codes form a :class:`~audio_sheet_retrieval.eval.snippet_db.SnippetDB`
 (with each snippet's page, system and column), cached as ``.npz`` beside the
 scores and rebuilt when a score file or the model changes.
 """
@@ -24,7 +24,8 @@ from tqdm import tqdm
 from audio_sheet_retrieval.data.pools import sheet_snippet
 from audio_sheet_retrieval.data.unroll import SystemBox, Unrolled, unroll_systems
 from audio_sheet_retrieval.errors import AsrError
-from audio_sheet_retrieval.eval.piece_id import PieceRanking, SnippetDB, file_digest, identify, search
+from audio_sheet_retrieval.eval.search import PieceRanking, identify, search
+from audio_sheet_retrieval.eval.snippet_db import SnippetDB, file_digest
 
 NOTATION_SUFFIXES = (".musicxml", ".xml", ".mxl", ".krn", ".abc", ".ly")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf")

@@ -6,9 +6,10 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
+
+from audio_sheet_retrieval.atomic import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,9 +34,5 @@ def machine() -> dict:
 def write_json(name: str, data: dict, out: Path | None = None) -> Path:
     """Write ``bench/results/<name>.json`` atomically and return its path."""
     path = Path(out) if out else RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"benchmark": name, "machine": machine(), **data}, fh, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(json.dumps({"benchmark": name, "machine": machine(), **data}, indent=2),
+                             path)

@@ -86,13 +86,9 @@ def bench_piece_id(data_root: Path, n_queries: int = 100, k: int = 25) -> dict:
     """Seconds per query piece of both piece-identification directions on a data root."""
     from audio_sheet_retrieval.config.exp_config import load_config
     from audio_sheet_retrieval.data.mutopia import load_pools
-    from audio_sheet_retrieval.eval.piece_id import (
-        build_db,
-        evaluate_piece_id,
-        model_embedder,
-        pool_db_batches,
-        pool_queries,
-    )
+    from audio_sheet_retrieval.eval.piece_id import evaluate_piece_id, model_embedder
+    from audio_sheet_retrieval.eval.queries import pool_queries
+    from audio_sheet_retrieval.eval.snippet_db import build_db, pool_db_batches
     from audio_sheet_retrieval.nn.module_loader import load_model_module
 
     config = load_config(REPO / "exp_configs" / "demo.yaml")

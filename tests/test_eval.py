@@ -23,17 +23,10 @@ from audio_sheet_retrieval.eval.metrics import (
     recall_at_k,
     retrieval_metrics,
 )
-from audio_sheet_retrieval.eval.piece_id import (
-    SnippetDB,
-    audio_file_queries,
-    build_db,
-    db_fingerprint,
-    evaluate_piece_id,
-    identify,
-    open_db,
-    page_file_queries,
-    rank_pieces,
-)
+from audio_sheet_retrieval.eval.piece_id import evaluate_piece_id
+from audio_sheet_retrieval.eval.queries import audio_file_queries, page_file_queries
+from audio_sheet_retrieval.eval.search import identify, rank_pieces
+from audio_sheet_retrieval.eval.snippet_db import SnippetDB, build_db, db_fingerprint, open_db
 from audio_sheet_retrieval.eval.snippet_retrieval import (
     evenly_spaced,
     partner_ranks,

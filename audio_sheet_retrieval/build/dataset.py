@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from audio_sheet_retrieval.atomic import write_yaml_atomic
 from audio_sheet_retrieval.build.pipeline import BuildOptions, PieceReport, build_collection
 from audio_sheet_retrieval.build.sources import PieceSource
 
 SPLIT_FRACTIONS = {"valid": 0.06, "test": 0.2}
 DEMO_SIZES = {"train": 24, "valid": 4, "test": 8}
-
-
-def write_yaml_atomic(data, path: Path) -> None:
-    """Write YAML through a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    os.replace(tmp, path)
 
 
 def built_pieces(root: Path) -> list[str]:

@@ -41,6 +41,7 @@ from audio_sheet_retrieval.build.engraving import (
     System,
 )
 from audio_sheet_retrieval.build.midi import _tick_to_seconds, read_note_events
+from audio_sheet_retrieval.sheet.staff_detection import Staff
 
 LILYPOND_TIMEOUT_S = 300
 """Wall-clock limit of one ``musicxml2ly`` or ``lilypond`` run, in seconds."""
@@ -96,23 +97,6 @@ class _NoteRow:
     def moment(self) -> float:
         """Written onset in whole notes, grace part included."""
         return self.main + self.grace
-
-
-@dataclass
-class _Staff:
-    """Five staff lines found on a page image, in page pixels."""
-
-    lines: list[float]
-    left: int
-    right: int
-
-    @property
-    def top(self) -> float:
-        return self.lines[0]
-
-    @property
-    def bottom(self) -> float:
-        return self.lines[-1]
 
 
 # --------------------------------------------------------------------------
@@ -461,7 +445,7 @@ def _line_candidates(img: np.ndarray,
     return lines
 
 
-def _find_staves(img: np.ndarray) -> list[_Staff]:
+def _find_staves(img: np.ndarray) -> list[Staff]:
     """Staves of a clean page: five equally spaced long lines of equal extent."""
     lines = _line_candidates(img)
     staves, used = [], set()
@@ -485,14 +469,14 @@ def _find_staves(img: np.ndarray) -> list[_Staff]:
                 gap = (lines[picked[-1]][0] - y0) / (len(picked) - 1)
             if len(picked) == 5:
                 used.update(picked)
-                staves.append(_Staff(lines=[lines[m][0] for m in picked],
-                                     left=int(np.median([lines[m][1] for m in picked])),
-                                     right=int(np.median([lines[m][2] for m in picked]))))
+                staves.append(Staff(lines=tuple(lines[m][0] for m in picked),
+                                    left=int(np.median([lines[m][1] for m in picked])),
+                                    right=int(np.median([lines[m][2] for m in picked]))))
                 break
     return sorted(staves, key=lambda s: s.top)
 
 
-def _joined(img: np.ndarray, upper: _Staff, lower: _Staff) -> bool:
+def _joined(img: np.ndarray, upper: Staff, lower: Staff) -> bool:
     """Whether a vertical line at the staves' left edge joins them (system start bar)."""
     left = min(upper.left, lower.left)
     if abs(upper.left - lower.left) > 3:
@@ -504,9 +488,9 @@ def _joined(img: np.ndarray, upper: _Staff, lower: _Staff) -> bool:
     return bool((window.min(axis=1) < 200).mean() >= 0.9)
 
 
-def _group_systems(img: np.ndarray, staves: list[_Staff]) -> list[list[_Staff]]:
+def _group_systems(img: np.ndarray, staves: list[Staff]) -> list[list[Staff]]:
     """Staves joined at their left edge, top to bottom."""
-    systems: list[list[_Staff]] = []
+    systems: list[list[Staff]] = []
     for staff in staves:
         if systems and _joined(img, systems[-1][-1], staff):
             systems[-1].append(staff)
@@ -515,12 +499,12 @@ def _group_systems(img: np.ndarray, staves: list[_Staff]) -> list[list[_Staff]]:
     return systems
 
 
-def _distance(row: float, staff: _Staff) -> float:
+def _distance(row: float, staff: Staff) -> float:
     """Vertical distance from ``row`` to the staff's span (0 inside), in pixels."""
     return max(staff.top - row, row - staff.bottom, 0.0)
 
 
-def _system_index(head: Notehead, found: list[tuple[int, list[_Staff]]]) -> int:
+def _system_index(head: Notehead, found: list[tuple[int, list[Staff]]]) -> int:
     """Index into ``found`` of the system holding the staff nearest to the head (-1: none)."""
     best, best_d = -1, np.inf
     for idx, (page, staves) in enumerate(found):

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from audio_sheet_retrieval.atomic import save_figure_atomic  # noqa: E402
 from audio_sheet_retrieval.data.msmd import Piece  # noqa: E402
 from audio_sheet_retrieval.data.mung import NOTEHEAD_CLASSES  # noqa: E402
 from audio_sheet_retrieval.data.pools import SnippetPool  # noqa: E402
@@ -68,10 +69,7 @@ def plot_alignment(piece: Piece, performance: str, system: int, path: Path) -> P
     ax2.set_ylabel("band (92 log-frequency bins)")
     ax2.set_title("spectrogram with onset-frame ticks")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def plot_snippet_grid(pool: SnippetPool, path: Path, n: int = 8, seed: int = 0,
@@ -93,7 +91,4 @@ def plot_snippet_grid(pool: SnippetPool, path: Path, n: int = 8, seed: int = 0,
             ax.set_yticks([])
     fig.suptitle("sampled (sheet snippet, spectrogram excerpt) pairs; lines mark the centres")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)

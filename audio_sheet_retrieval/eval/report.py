@@ -12,9 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from audio_sheet_retrieval.atomic import save_figure_atomic, write_text_atomic  # noqa: E402
 from audio_sheet_retrieval.data.pools import SnippetPool  # noqa: E402
 from audio_sheet_retrieval.eval.snippet_retrieval import evenly_spaced  # noqa: E402
-from audio_sheet_retrieval.eval.summary import results_table, write_text  # noqa: E402
+from audio_sheet_retrieval.eval.summary import results_table  # noqa: E402
 
 
 def plot_attention(model, pool: SnippetPool, path: Path, n: int = 4) -> Path | None:
@@ -43,9 +44,7 @@ def plot_attention(model, pool: SnippetPool, path: Path, n: int = 4) -> Path | N
     axes[1, 0].set_ylabel("attention x T")
     fig.suptitle("soft attention over the frames of test excerpts (1 = uniform)")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def plot_retrievals(model, pool: SnippetPool, path: Path, n_queries: int = 4, top: int = 3,
@@ -78,9 +77,7 @@ def plot_retrievals(model, pool: SnippetPool, path: Path, n_queries: int = 4, to
             ax.set_yticks([])
     fig.suptitle(f"audio -> sheet: top {top} of {len(idx)} test snippets (green = true partner)")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def write_report(out: Path, model_folders: list[Path], model, test_pool: SnippetPool,
@@ -102,7 +99,7 @@ def write_report(out: Path, model_folders: list[Path], model, test_pool: Snippet
         if made is not None:
             figures.append(made)
     table = results_table(model_folders)
-    write_text(table + "\n", out / "table.md")
+    write_text_atomic(table + "\n", out / "table.md")
     lines = [f"# {title}", "", table, "", "## Figures", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
-    return write_text("\n".join(lines) + "\n", out / "report.md")
+    return write_text_atomic("\n".join(lines) + "\n", out / "report.md")

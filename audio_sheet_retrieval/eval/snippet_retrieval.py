@@ -259,7 +259,8 @@ def dump_snippet_results(result: SnippetRetrieval, folder: str | Path, stem: str
     list of Path
         ``<stem>.yaml``, ``<stem>_ranks.csv``, ``<stem>_ranks.png``.
     """
-    from audio_sheet_retrieval.eval.summary import plot_rank_histogram, write_ranks_csv, write_yaml
+    from audio_sheet_retrieval.atomic import write_yaml_atomic
+    from audio_sheet_retrieval.eval.summary import plot_rank_histogram, write_ranks_csv
 
     m = result.metrics
     folder = Path(folder)
@@ -269,6 +270,6 @@ def dump_snippet_results(result: SnippetRetrieval, folder: str | Path, stem: str
             "direction": result.direction, **meta}
     title = (f"{stem}: R@1 {m['R@1']:.1f} %, MRR {m['MRR']:.3f}, MedR {m['MedR']:g} "
              f"(n={m['n']})")
-    return [write_yaml(data, folder / f"{stem}.yaml"),
+    return [write_yaml_atomic(data, folder / f"{stem}.yaml"),
             write_ranks_csv(folder / f"{stem}_ranks.csv", result.pieces, result.ranks),
             plot_rank_histogram(result.ranks, folder / f"{stem}_ranks.png", title)]

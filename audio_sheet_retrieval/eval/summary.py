@@ -1,4 +1,4 @@
-"""Result files: writing them (atomic YAML, CSV, PNG) and collecting them into one table.
+"""Result files: naming and writing them (CSV, PNG; atomically) and collecting them into one table.
 
 Files beside a model's parameters (``EXP_ROOT/<model>[_est_UV]/``), names as
 in the original:
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from audio_sheet_retrieval.atomic import save_figure_atomic, write_text_atomic  # noqa: E402
 from audio_sheet_retrieval.errors import AsrError  # noqa: E402
 
 # ----------------------------------------------------------------- file names
@@ -56,30 +55,6 @@ def retrieval_stem(tag: str, direction: str, synth: str | None = None,
 # ----------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_text(text: str, path: str | Path) -> Path:
-    """Write text atomically (temporary file + rename)."""
-    return _write_atomic(Path(path), text)
-
-
-def write_yaml(data: dict, path: str | Path) -> Path:
-    """Write plain data as YAML atomically (temporary file + rename)."""
-    return _write_atomic(Path(path), yaml.safe_dump(data, sort_keys=False))
-
-
 def write_ranks_csv(path: str | Path, pieces: Sequence[str], ranks: np.ndarray) -> Path:
     """``index,piece,rank`` rows, one per query, written atomically."""
     buf = io.StringIO()
@@ -87,7 +62,7 @@ def write_ranks_csv(path: str | Path, pieces: Sequence[str], ranks: np.ndarray) 
     writer.writerow(["index", "piece", "rank"])
     for i, (piece, rank) in enumerate(zip(pieces, ranks)):
         writer.writerow([i, piece, int(rank)])
-    return _write_atomic(Path(path), buf.getvalue())
+    return write_text_atomic(buf.getvalue(), path)
 
 
 def plot_rank_histogram(ranks: np.ndarray, path: str | Path, title: str = "") -> Path:
@@ -103,7 +78,6 @@ def plot_rank_histogram(ranks: np.ndarray, path: str | Path, title: str = "") ->
         Figure title.
     """
     ranks = np.asarray(ranks)
-    path = Path(path)
     edges = np.unique(np.round(np.logspace(0, np.log10(max(ranks.max(), 2)) + 1e-9, 30)))
     edges = np.append(edges, edges[-1] + 1) - 0.5
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -113,17 +87,7 @@ def plot_rank_histogram(ranks: np.ndarray, path: str | Path, title: str = "") ->
     ax.set_ylabel("queries")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 # ----------------------------------------------------------------- tables

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
+
+from audio_sheet_retrieval.atomic import save_figure_atomic, write_yaml_atomic  # noqa: E402
 
 
 def write_results(history: list[dict], path: Path, **extra) -> None:
     """Per-epoch history as YAML, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump({**extra, "epochs": history}, fh, sort_keys=False)
-    os.replace(tmp, path)
+    write_yaml_atomic({**extra, "epochs": history}, path)
 
 
 def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
-    """PNG of train/valid loss and valid MRR per epoch."""
+    """PNG of train/valid loss and valid MRR per epoch, written atomically."""
     if not history:
         return
     epochs = [h["epoch"] for h in history]
@@ -38,8 +33,4 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
     ax2.set_ylabel("valid MRR (audio -> sheet)")
     fig.suptitle(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure_atomic(fig, path)

@@ -1,0 +1,72 @@
+"""Atomic file writes: a temporary file beside the target, renamed over it on success.
+
+A reader never sees a half-written file: the content goes to a hidden
+temporary file in the target's folder (``.<name>.<random><suffix>``), which
+``os.replace`` then renames over the target in one step. On failure the
+temporary file is removed and the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` on success.
+
+    Parameters
+    ----------
+    path : path
+        The target file; its folder is created if missing.
+    suffix : str
+        Suffix of the temporary file (e.g. ``".png"`` where the writer infers
+        the format from the name).
+
+    Yields
+    ------
+    Path
+        An empty temporary file in ``path``'s folder. When the block ends
+        normally it replaces ``path``; when it raises it is deleted.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write text atomically (UTF-8, newlines as given); returns ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_yaml_atomic(data, path: str | Path) -> Path:
+    """Write plain data as YAML (keys in insertion order) atomically; returns ``path``."""
+    return write_text_atomic(yaml.safe_dump(data, sort_keys=False), path)
+
+
+def save_figure_atomic(fig, path: str | Path, dpi: int = 80) -> Path:
+    """Save a matplotlib figure atomically (format from ``path``'s suffix, else PNG), then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=path.suffix or ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
