@@ -67,3 +67,21 @@ def test_lilypond_error_is_one_line(tmp_path):
     with pytest.raises(ValueError, match="bad.ly") as err:
         engrave(bad, is_lilypond=True)
     assert "\n" not in str(err.value)
+
+
+def test_build_with_lilypond_engraver(tmp_path):
+    from audio_sheet_retrieval.build.dataset import build_dataset
+    from audio_sheet_retrieval.build.pipeline import BuildOptions
+    from audio_sheet_retrieval.build.sources import resolve
+    from audio_sheet_retrieval.data.msmd import Piece
+    from audio_sheet_retrieval.data.prepare import prepare_piece
+
+    options = BuildOptions(engraver="lilypond", synths=("TimGM6mbPiano",), tempi=(1.0,))
+    reports, _ = build_dataset(resolve(["bach/bwv259"]), tmp_path, options)
+    assert [r.status for r in reports] == ["built"], reports[0].error
+    piece = Piece(tmp_path, "bach__bwv259")
+    assert piece.available_scores == ["bach__bwv259_ly"]  # MSMD's name for LilyPond scores
+    meta = piece.meta
+    assert meta["engraver"] == "lilypond" and meta["aligned_noteheads"] == meta["note_events"]
+    prepared = prepare_piece(piece)
+    assert len(prepared.unrolled.systems) == meta["systems"] and len(prepared.performances[0].frames) > 50
