@@ -58,23 +58,11 @@ def parse_args():
 
 
 def plot(args) -> int:
-    import yaml
+    from audio_sheet_retrieval.data.plots import plot_piece
 
-    from audio_sheet_retrieval.data.msmd import Piece
-    from audio_sheet_retrieval.data.plots import plot_alignment, plot_snippet_grid
-    from audio_sheet_retrieval.data.pools import Augmentation, SnippetPool
-    from audio_sheet_retrieval.data.prepare import prepare_piece
-
-    piece = Piece(args.root, args.plot)
-    perfs = piece.available_performances
-    if not perfs:
-        raise AsrError(f"{piece.folder}: the piece has no performances; rebuild it")
-    perf = next((p for p in perfs if "_tempo-1000_" in p), perfs[0])
     out = Path(args.plot_dir or Path(args.root) / "plots")
-    a = plot_alignment(piece, perf, 0, out / f"{piece.name}_alignment.png")
-    pool = SnippetPool([prepare_piece(piece)], augmentation=Augmentation(5, (0.95, 1.05), 1))
-    b = plot_snippet_grid(pool, out / f"{piece.name}_snippets.png")
-    print(yaml.safe_dump({"alignment": str(a), "snippets": str(b)}, sort_keys=False), end="")
+    for path in plot_piece(args.root, args.plot, out):
+        print(path)
     return 0
 
 

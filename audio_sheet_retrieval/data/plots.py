@@ -92,3 +92,18 @@ def plot_snippet_grid(pool: SnippetPool, path: Path, n: int = 8, seed: int = 0,
     fig.suptitle("sampled (sheet snippet, spectrogram excerpt) pairs; lines mark the centres")
     fig.tight_layout()
     return save_figure_atomic(fig, path)
+
+
+def plot_piece(root: str | Path, name: str, out: Path) -> list[Path]:
+    """The alignment PNG (first system, tempo-1 performance) and a snippet grid of a built piece."""
+    from audio_sheet_retrieval.data.pools import Augmentation
+    from audio_sheet_retrieval.errors import AsrError
+
+    piece = Piece(root, name)
+    perfs = piece.available_performances
+    if not perfs:
+        raise AsrError(f"{piece.folder}: the piece has no performances; rebuild it")
+    perf = next((p for p in perfs if "_tempo-1000_" in p), perfs[0])
+    pool = SnippetPool([prepare_piece(piece)], augmentation=Augmentation(5, (0.95, 1.05), 1))
+    return [plot_alignment(piece, perf, 0, out / f"{name}_alignment.png"),
+            plot_snippet_grid(pool, out / f"{name}_snippets.png")]
