@@ -38,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--rebuild", action="store_true", help="rebuild the library cache")
         s.add_argument("--device", default="cpu")
         if name == "identify":
-            s.add_argument("--k", type=int, default=25, help="neighbours (votes) per excerpt")
+            s.add_argument("--k", type=int, default=5, help="neighbours (votes) per excerpt")
             s.add_argument("--top", type=int, default=10, help="pieces to print")
+            s.add_argument("--vote_norm", choices=("none", "sqrt", "size"), default="size",
+                           help="divide a piece's votes by (a power of) its number of snippets")
         else:
             s.add_argument("--hop_s", type=float, default=1.0, help="seconds between excerpts")
     sub.add_parser("models", help="list the shipped models")
@@ -82,8 +84,10 @@ def main() -> int:
     model, params_id = _model(args)
     db = library.open_library(args.scores, model, params_id, args.db, args.rebuild)
     if args.command == "identify":
-        ranking = library.identify_recording(args.recording, db, model, k=args.k)
-        print(f"{'rank':>4}  {'votes':>5}  {'share':>6}  piece")
+        ranking = library.identify_recording(args.recording, db, model, k=args.k,
+                                             vote_norm=args.vote_norm)
+        print(f"{'rank':>4}  {'votes':>5}  {'share':>6}  piece   (ranked by votes / snippets^"
+              f"{dict(none=0, sqrt=0.5, size=1)[args.vote_norm]})")
         for rank, (name, votes, share) in enumerate(ranking.top(args.top), start=1):
             print(f"{rank:>4}  {votes:>5}  {share:>6.1%}  {name}")
         return 0

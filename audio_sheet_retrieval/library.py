@@ -171,10 +171,15 @@ def recording_excerpts(path: str | Path, context: int, hop_frames: int | None = 
     return np.stack([spec_excerpt(spec, int(c), context) for c in centres]), centres / FPS
 
 
-def identify_recording(path: str | Path, db: SnippetDB, model, k: int = 25) -> PieceRanking:
-    """Rank the library's pieces for a recording by k-NN votes of its excerpts."""
+def identify_recording(path: str | Path, db: SnippetDB, model, k: int = 5,
+                       vote_norm: str = "size") -> PieceRanking:
+    """Rank the library's pieces for a recording by k-NN votes of its excerpts.
+
+    Votes are divided by each piece's number of snippets by default, so that
+    long scores do not win by size (see :func:`~audio_sheet_retrieval.eval.search.identify`).
+    """
     excerpts, _ = recording_excerpts(path, model.spec_shape[1])
-    return identify(model.embed_spec(excerpts).cpu().numpy(), db, k=k)
+    return identify(model.embed_spec(excerpts).cpu().numpy(), db, k=k, vote_norm=vote_norm)
 
 
 @dataclass

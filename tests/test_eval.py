@@ -339,3 +339,23 @@ def test_bad_query_files_give_one_line(scripted):
         proc = _run(sys.executable, script, *scripted["common"], "--query", str(path))
         assert proc.returncode == 2, (script, path, proc.stderr)
         assert proc.stderr.count("\n") == 1 and message in proc.stderr and str(path) in proc.stderr
+
+
+def test_vote_normalisation_counters_long_pieces():
+    from audio_sheet_retrieval.eval.search import identify
+    from audio_sheet_retrieval.eval.snippet_db import SnippetDB
+
+    rng = np.random.default_rng(0)
+    # piece 0 is long (many random snippets), piece 1 short but holds the query's true snippets
+    codes = rng.normal(size=(220, 8))
+    codes[200:] = np.array([1.0] + [0.0] * 7) + 0.3 * rng.normal(size=(20, 8))
+    codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+    ids = np.r_[np.zeros(200, int), np.ones(20, int)]
+    db = SnippetDB("sheet", codes.astype(np.float32), ids, ["long", "short"])
+    query = np.array([[1.0] + [0.0] * 7], dtype=np.float32)
+    plain = identify(query, db, k=60)  # 20 votes for the short piece, 40 for the long one
+    normed = identify(query, db, k=60, vote_norm="size")
+    assert plain.top(1)[0][0] == "long"
+    assert normed.top(1)[0][0] == "short"
+    with pytest.raises(ValueError, match="vote_norm"):
+        identify(query, db, vote_norm="bogus")

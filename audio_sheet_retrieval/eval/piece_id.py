@@ -35,7 +35,7 @@ from audio_sheet_retrieval.data.pools import SnippetPool
 from audio_sheet_retrieval.errors import AsrError
 from audio_sheet_retrieval.eval.metrics import mean_reciprocal_rank
 from audio_sheet_retrieval.eval.queries import audio_file_queries, page_file_queries, pool_queries
-from audio_sheet_retrieval.eval.search import PieceRanking, identify
+from audio_sheet_retrieval.eval.search import VOTE_NORMS, PieceRanking, identify
 from audio_sheet_retrieval.eval.snippet_db import (
     Embed,
     SnippetDB,
@@ -100,7 +100,8 @@ class PieceIdResult:
 
 def evaluate_piece_id(queries: Iterable[tuple[str, np.ndarray]], embed: Embed, db: SnippetDB,
                       k: int = 25, direction: str = "A2S", device: str | torch.device = "cpu",
-                      progress: bool = True, total: int | None = None) -> PieceIdResult:
+                      progress: bool = True, total: int | None = None,
+                      vote_norm: str = "none") -> PieceIdResult:
     """Identify every query piece and record the rank of the true one.
 
     Parameters
@@ -114,6 +115,8 @@ def evaluate_piece_id(queries: Iterable[tuple[str, np.ndarray]], embed: Embed, d
     k : int
     direction : str
         Recorded in the result.
+    vote_norm : {'none', 'sqrt', 'size'}
+        See :func:`~audio_sheet_retrieval.eval.search.identify`.
     device : str or torch.device
     progress : bool
     total : int, optional
@@ -129,7 +132,7 @@ def evaluate_piece_id(queries: Iterable[tuple[str, np.ndarray]], embed: Embed, d
         if name not in db.piece_names:
             raise AsrError(f"query piece {name} is not in the {db.kind} database; rebuild it with "
                            f"--init_{db.kind}_db")
-        ranking = identify(embed(inputs), db, k, device)
+        ranking = identify(embed(inputs), db, k, device, vote_norm)
         pieces.append(name)
         ranks.append(ranking.rank_of(name))
         best.append(ranking.piece_names[ranking.order[0]])
@@ -185,6 +188,8 @@ class PieceIdOptions:
         Query snippets per query piece or file (100).
     k : int
         Nearest neighbours voting per query snippet (25).
+    vote_norm : {'none', 'sqrt', 'size'}
+        Vote weighting (``none``: the original's plain votes).
     init_db : bool
         Rebuild the database cache (``--init_sheet_db`` / ``--init_audio_db``).
     full_eval : bool
@@ -205,6 +210,7 @@ class PieceIdOptions:
     direction: str
     n_queries: int = 100
     k: int = 25
+    vote_norm: str = "none"
     init_db: bool = False
     full_eval: bool = False
     dump_results: bool = False
@@ -253,6 +259,9 @@ def add_server_arguments(parser: argparse.ArgumentParser, direction: str) -> Non
                         **({"nargs": "+"} if direction == "S2A" else {}))
     parser.add_argument("--n_queries", type=int, default=100, help=helps["n_queries"])
     parser.add_argument("--k", type=int, default=25, help=helps["k"])
+    parser.add_argument("--vote_norm", choices=tuple(VOTE_NORMS), default="none",
+                        help="rank pieces by plain votes (none, the original), or by votes divided by "
+                             "the square root of (sqrt), or by (size), the piece's number of snippets")
     parser.add_argument("--top", type=int, default=10, help="pieces listed for --query")
     parser.add_argument("--test_synth", default=None, help="override the config's TEST_SYNTH")
     parser.add_argument("--test_tempo", type=float, default=None,
@@ -267,7 +276,7 @@ def server_options(args: argparse.Namespace, direction: str) -> PieceIdOptions:
         query = (args.query,)
     else:  # S2A: page images
         query = tuple(args.query)
-    return PieceIdOptions(direction, args.n_queries, args.k,
+    return PieceIdOptions(direction, args.n_queries, args.k, args.vote_norm,
                           getattr(args, f"init_{DB_KIND[direction]}_db"), args.full_eval,
                           args.dump_results, query, args.test_synth, args.test_tempo, args.top)
 
@@ -337,20 +346,22 @@ def run_piece_id(exp, config_file: str | Path, options: PieceIdOptions,
     embed = model_embedder(exp.model, query_kind, options.batch_size)
     out: PieceIdResult | PieceRanking | None = None
     if query_inputs is not None:
-        out = identify(embed(query_inputs), db, options.k, exp.device)
+        out = identify(embed(query_inputs), db, options.k, exp.device, options.vote_norm)
         log(f"{' '.join(options.query)}: {len(query_inputs)} {query_kind} snippets, k={options.k}")
         log(format_ranking(out, options.top))
     if options.full_eval:
         pool = test_pool()
         out = evaluate_piece_id(pool_queries(pool, query_kind, options.n_queries), embed, db,
                                 options.k, options.direction, exp.device, options.progress,
-                                total=len(pool.pieces))
+                                total=len(pool.pieces), vote_norm=options.vote_norm)
         log(format_piece_id(out))
         if options.dump_results:
             overridden = (synth != exp.config["TEST_SYNTH"]
                           or tempo != float(exp.config["TEST_TEMPO"]))
             stem = retrieval_stem(exp.paths.tag, options.direction,
                                   *((synth, tempo) if overridden else (None, None)))
+            if options.vote_norm != "none":
+                stem += f"_norm-{options.vote_norm}"
             written = write_yaml_atomic({
                 "ranks": [int(r) for r in out.ranks], "pieces": out.pieces, "best": out.best,
                 "summary": out.summary, "direction": options.direction,
@@ -358,6 +369,7 @@ def run_piece_id(exp, config_file: str | Path, options: PieceIdOptions,
                 "estimate_UV": exp.paths.folder.name.endswith("_est_UV"),
                 "config": Path(config_file).stem, "split": exp.split_file.stem,
                 "test_synth": synth, "test_tempo": tempo, "k": options.k,
+                "vote_norm": options.vote_norm,
                 "n_queries": options.n_queries}, exp.paths.folder / f"{stem}.yaml")
             log(f"results: {written}")
     if out is None:

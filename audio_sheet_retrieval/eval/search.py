@@ -81,6 +81,7 @@ def rank_pieces(votes: np.ndarray, best_similarity: np.ndarray, names: list[str]
     Parameters
     ----------
     votes : np.ndarray, shape (P,)
+        Votes or vote scores; higher is better, 0 means no votes.
     best_similarity : np.ndarray, shape (P,)
     names : list of str, length P
 
@@ -129,8 +130,12 @@ class PieceRanking:
         return [(self.piece_names[i], int(self.votes[i]), float(shares[i])) for i in self.order[:n]]
 
 
+VOTE_NORMS = {"none": 0.0, "sqrt": 0.5, "size": 1.0}
+"""Vote weightings: a piece's votes are divided by its number of snippets to this power."""
+
+
 def identify(query_codes: np.ndarray, db: SnippetDB, k: int = 25,
-             device: str | torch.device = "cpu") -> PieceRanking:
+             device: str | torch.device = "cpu", vote_norm: str = "none") -> PieceRanking:
     """Rank the database's pieces for a set of query snippet codes by k-NN votes.
 
     Parameters
@@ -141,12 +146,21 @@ def identify(query_codes: np.ndarray, db: SnippetDB, k: int = 25,
     k : int
         Votes per query snippet.
     device : str or torch.device
+    vote_norm : {'none', 'sqrt', 'size'}
+        Rank by votes (the original), or by votes divided by the square root of,
+        or by, the piece's number of database snippets. Long pieces have many
+        snippets and so collect votes by chance (they become hubs); normalising
+        counters that.
 
     Returns
     -------
     PieceRanking
     """
+    if vote_norm not in VOTE_NORMS:
+        raise ValueError(f"vote_norm must be one of {tuple(VOTE_NORMS)}, got {vote_norm!r}")
     nn = search(query_codes, db, k, device=device)
     votes = np.bincount(db.piece_ids[nn.index].ravel(), minlength=db.n_pieces).astype(np.int64)
-    order = rank_pieces(votes, nn.piece_best, db.piece_names)
+    sizes = np.maximum(np.bincount(db.piece_ids, minlength=db.n_pieces), 1)
+    scores = votes / sizes ** VOTE_NORMS[vote_norm]
+    order = rank_pieces(scores, nn.piece_best, db.piece_names)
     return PieceRanking(list(db.piece_names), votes, nn.piece_best, order)
