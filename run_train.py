@@ -21,7 +21,7 @@ def main() -> int:
     p.add_argument("--epoch_samples", type=int, default=10_000, help="training pairs per epoch")
     p.add_argument("--n_valid", type=int, default=1_000, help="validation pairs per epoch")
     p.add_argument("--max_minutes", type=float, default=None,
-                   help="stop after the epoch that exceeds this wall-clock budget")
+                   help="wall-clock budget: stop before an epoch that would overrun it")
     args = p.parse_args()
     if args.pretrained:
         from audio_sheet_retrieval.errors import AsrError

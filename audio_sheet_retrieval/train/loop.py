@@ -58,7 +58,7 @@ class TrainOptions:
     max_epochs: int | None = None  # None: the model spec's max_epochs
     seed: int = 0
     dump: bool = True
-    max_minutes: float | None = None  # stop after the epoch that passes this wall-clock budget
+    max_minutes: float | None = None  # wall-clock budget: no epoch is started that would overrun it
     cca_pairs: int = 2_000  # training pairs the CCA projection is refitted on after each epoch
 
 
@@ -196,7 +196,9 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
             _save_state(paths.last_state, model, optimizer, state)
             write_results(state.history, paths.results, best_epoch=state.best_epoch)
             plot_curves(state.history, paths.curves_png, title=f"{paths.folder.name} {paths.tag}")
-        if options.max_minutes is not None and time.perf_counter() - started > 60 * options.max_minutes:
+        # stop when another epoch like this one would overrun the budget
+        if (options.max_minutes is not None
+                and time.perf_counter() - started + h["seconds"] > 60 * options.max_minutes):
             log(f"time budget of {options.max_minutes:g} min used up after epoch {state.epoch} "
                 "(--resume continues)")
             break
