@@ -151,6 +151,8 @@ def _key(data: dict, folder: Path, stem: str, prefix: str) -> tuple:
         config = tag.split("_split_", 1)[-1]
     test = (f"{data['test_synth']}@{float(data['test_tempo']):g}" if "test_synth" in data
             else "-")
+    if data.get("vote_norm", "none") != "none":  # a piece-ID variant: a row of its own
+        direction += f" (votes/{data['vote_norm']}, k={data.get('k')})"
     return model, config, direction, test
 
 
