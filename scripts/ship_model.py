@@ -124,12 +124,13 @@ def write_card() -> None:
             lines.append(f"| {label} | {_row(m, key)} |")
         ids = [(k, v) for k, v in m["evaluation"].items() if k.startswith("retrieval_")]
         if ids:
-            lines += ["", "Piece identification over all test pieces (100 queries each, 25 votes "
-                      "per query):", "",
+            lines += ["", "Piece identification over all test pieces (100 queries each; k nearest "
+                      "snippets vote, plain or divided by the piece's snippet count):", "",
                       "| direction | pieces | rank 1 | rank ≤ 5 | MRR |", "|---|---|---|---|---|"]
             for key, v in ids:
                 s = v.get("summary", {})
                 label = "audio → score" if "A2S" in key else "score → audio"
+                label += f" (k={v.get('k', 25)}, votes/{v.get('vote_norm', 'none')})"
                 lines.append(f"| {label} | {s.get('n', '?')} | {s.get('ratio_1', 0):.1%} | "
                              f"{s.get('ratio_le_5', 0):.1%} | {s.get('MRR', 0):.3f} |")
         lines.append("")

@@ -94,6 +94,9 @@ def check_synth(spec: SynthSpec) -> None:
 
 
 _LOADED: dict[tuple[str, int, int], object] = {}
+_LOADED_SFID: dict[tuple[str, int, int], int] = {}
+_RENDERED: dict[tuple[str, int, int], int] = {}  # samples each synth produced so far
+_BLOCK = 64  # FluidSynth renders in blocks of 64 samples and applies events at block starts
 
 
 def _fluidsynth(spec: SynthSpec):
@@ -112,29 +115,48 @@ def _fluidsynth(spec: SynthSpec):
         if fs.program_select(0, sfid, spec.bank, spec.preset) < 0:
             raise SynthError(f"{spec.path}: has no preset {spec.bank}:{spec.preset} "
                              f"(synth {spec.name})")
+        # warm up: the very first notes of a fresh synth sound slightly different
+        # from later ones; play one so that every piece's render is alike
+        fs.noteon(0, 60, 80)
+        fs.get_samples(SR // 4)
+        fs.noteoff(0, 60)
+        fs.get_samples(SR // 4)
         _LOADED[key] = fs
+        _LOADED_SFID[key] = sfid
+        _RENDERED[key] = 2 * (SR // 4)
     return _LOADED[key]
 
 
 def _render_fluidsynth(spec: SynthSpec, note_events: np.ndarray) -> np.ndarray:
     fs = _fluidsynth(spec)
-    fs.system_reset()
+    key = (str(spec.path), spec.bank, spec.preset)
+
+    def samples(n: int):
+        _RENDERED[key] = _RENDERED.get(key, 0) + n
+        return fs.get_samples(n)
+
+    # The synth is reused across pieces (loading a soundfont takes seconds). So that a
+    # render never depends on the previous one: silence its release tails at once (all
+    # sound off; all notes off would let them ring on), reset, and start on a block
+    # boundary (events take effect at the start of FluidSynth's next 64-sample block).
     for chan in range(16):
-        fs.cc(chan, 123, 0)  # all notes off from a previous piece
-    fs.program_change(0, spec.preset)
+        fs.cc(chan, 120, 0)
+    fs.system_reset()
+    samples(1024 + (-_RENDERED.get(key, 0)) % _BLOCK)
+    fs.program_select(0, _LOADED_SFID[key], spec.bank, spec.preset)
     events = sorted([(on, 1, int(p)) for on, p, _ in note_events[:, :3]]
                     + [(on + max(d, 0.01), 0, int(p)) for on, p, d in note_events[:, :3]])
     chunks, now = [], 0
     for t, is_on, pitch in events:
         sample = int(round(t * SR))
         if sample > now:
-            chunks.append(fs.get_samples(sample - now))
+            chunks.append(samples(sample - now))
             now = sample
         if is_on:
             fs.noteon(0, pitch, 80)
         else:
             fs.noteoff(0, pitch)
-    chunks.append(fs.get_samples(int(TAIL_S * SR)))
+    chunks.append(samples(int(TAIL_S * SR)))
     stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2)
     return stereo.mean(axis=1) / 32768.0
 
