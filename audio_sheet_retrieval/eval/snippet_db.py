@@ -57,7 +57,8 @@ def db_fingerprint(kind: str, params: str | Path, config_file: str | Path, split
     config_file, split_file : path
         Experiment config and split YAML (their contents' SHA-256).
     data_root : path
-        Data root the pool was read from.
+        Data root the pool was read from (and the SHA-256 of its ``manifest.yaml``,
+        which every build rewrites, if it has one).
     test_synth : str
     test_tempo : float
         Tempo ratio of the test performances.
@@ -70,6 +71,8 @@ def db_fingerprint(kind: str, params: str | Path, config_file: str | Path, split
             "params": str(Path(params).resolve()), "params_sha256": file_digest(params),
             "config_sha256": file_digest(config_file), "split_sha256": file_digest(split_file),
             "data_root": str(Path(data_root).resolve()),
+            "data_manifest_sha256": (file_digest(Path(data_root) / "manifest.yaml")
+                                     if (Path(data_root) / "manifest.yaml").is_file() else "none"),
             "test_synth": str(test_synth), "test_tempo": f"{float(test_tempo):g}"}
 
 
