@@ -17,6 +17,13 @@ from pathlib import Path
 import yaml
 
 
+def _default_mode() -> int:
+    """Permissions of a new regular file under the current umask (mkstemp makes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed over ``path`` on success.
@@ -41,6 +48,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
