@@ -31,6 +31,7 @@ from audio_sheet_retrieval.build.sources import PieceSource
 from audio_sheet_retrieval.build.synth import DEFAULT_SYNTHS, SYNTHS, render
 from audio_sheet_retrieval.data.layout import feature_path, page_file, performance_name
 from audio_sheet_retrieval.data.mung import SYSTEM_CLASS, CropObject, write_mung
+from audio_sheet_retrieval.data.unroll import nearest_system
 
 DEFAULT_TEMPI = (0.9, 1.0, 1.1)
 FORMAT_VERSION = 1
@@ -82,18 +83,6 @@ def engrave_source(source: PieceSource, engraver: str) -> EngravedScore:
     return engrave_verovio.engrave(load_musicxml(source))
 
 
-def _system_of(head_row: float, page: int, systems: list) -> int:
-    """Index of the system on ``page`` whose vertical span is nearest to ``head_row``."""
-    best, best_d = -1, np.inf
-    for k, s in enumerate(systems):
-        if s.page != page:
-            continue
-        d = 0.0 if s.top <= head_row <= s.bottom else min(abs(head_row - s.top), abs(head_row - s.bottom))
-        if d < best_d:
-            best, best_d = k, d
-    return best
-
-
 def _write_score(score_dir: Path, engraved: EngravedScore, event_idx: np.ndarray,
                  perfs: list[tuple[str, float]]) -> None:
     """Pages, MuNG files and coordinate arrays of one engraved score."""
@@ -123,7 +112,7 @@ def _write_score(score_dir: Path, engraved: EngravedScore, event_idx: np.ndarray
                     data[f"{perf}_note_event_idx"] = int(event_idx[i])
                     data[f"{perf}_onset_seconds"] = round(t, 6)
                     data[f"{perf}_onset_frame"] = int(onset_frame(t))
-            system = _system_of(row, page, engraved.systems)
+            system = nearest_system(engraved.systems, page, row)
             objects.append(CropObject(len(objects), "notehead-full" if h.filled else "notehead-empty",
                                       h.top, h.left, h.height, h.width,
                                       [system_ids[system]] if system in system_ids else [], data))

@@ -82,6 +82,11 @@ def _is_chorale(name: str) -> bool:
     return name.startswith("bach/") and name not in SOLO_PIANO
 
 
+def _needs_reduction(name: str) -> bool:
+    """Four-part corpus scores (chorales, quartets) become a piano grand staff."""
+    return _is_chorale(name) or any(fnmatch.fnmatch(name, g) for g in QUARTET_GLOBS)
+
+
 def resolve(specs: list[str]) -> list[PieceSource]:
     """Piece sources of corpus names, globs and file paths.
 
@@ -107,18 +112,14 @@ def resolve(specs: list[str]) -> list[PieceSource]:
             raise ValueError(f"{spec}: no such score in music21's corpus or on disk; "
                              "give a corpus name like bach/bwv846 or a score file path")
         for name in matches:
-            src = PieceSource(piece_name(name), corpus[name], reduce=_is_chorale(name))
+            src = PieceSource(piece_name(name), corpus[name], reduce=_needs_reduction(name))
             out[src.name] = src
     return list(out.values())
 
 
-def default_specs(quartets: bool = False) -> list[str]:
+def default_specs() -> list[str]:
     """The default collection: corpus solo piano works plus the Bach chorales."""
-    chorales = sorted(n for n in corpus_names() if _is_chorale(n))
-    specs = list(SOLO_PIANO) + chorales
-    if quartets:
-        specs += list(QUARTET_GLOBS)
-    return specs
+    return list(SOLO_PIANO) + sorted(n for n in corpus_names() if _is_chorale(n))
 
 
 def demo_specs(n: int = 40, seed: int = 0) -> list[str]:

@@ -57,14 +57,20 @@ class Unrolled:
 
     def system_of(self, page: int, row: float) -> int:
         """Index of the system on ``page`` whose vertical span is nearest to ``row``."""
-        best, best_d = -1, np.inf
-        for k, box in enumerate(self.systems):
-            if box.page != page:
-                continue
-            d = max(box.top - row, row - box.bottom, 0.0)
-            if d < best_d:
-                best, best_d = k, d
-        return best
+        return nearest_system(self.systems, page, row)
+
+
+def nearest_system(systems, page: int, row: float) -> int:
+    """Index of the system (anything with ``page``, ``top``, ``bottom``) on ``page`` whose
+    vertical span is nearest to ``row`` (pixels); -1 if the page has none."""
+    best, best_d = -1, np.inf
+    for k, box in enumerate(systems):
+        if box.page != page:
+            continue
+        d = max(box.top - row, row - box.bottom, 0.0)
+        if d < best_d:
+            best, best_d = k, d
+    return best
 
 
 def unroll_systems(pages: list[np.ndarray], systems: list[SystemBox],
