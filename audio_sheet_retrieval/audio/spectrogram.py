@@ -93,16 +93,48 @@ _FILTERBANK = log_filterbank()
 
 
 def n_frames(n_samples: int, sr: int = SR, fps: int = FPS) -> int:
-    """Number of feature frames of a signal of ``n_samples`` samples."""
+    """Number of feature frames of a signal of ``n_samples`` samples.
+
+    madmom's ``FramedSignal`` with ``end='normal'``: frames are returned as
+    long as their reference sample lies in the signal,
+    ``ceil(n_samples / hop)`` with ``hop = sr / fps``.
+    """
     return int(np.ceil(n_samples / (sr / fps)))
+
+
+def frame_starts(count: int, sr: int = SR, fps: int = FPS) -> np.ndarray:
+    """First sample of each of ``count`` frames (origin 'future').
+
+    madmom's ``signal_frame`` places frame ``i`` at ``int(i * hop)``, with
+    ``hop = sr / fps`` (1102.5 samples at 22050 Hz, 20 fps): the fractional
+    position is **truncated**, not rounded, so odd frames start at
+    ``1102 + 2205 * (i // 2)``. With origin 'future' the window starts at its
+    reference sample.
+
+    Parameters
+    ----------
+    count : int
+        Number of frames.
+    sr : int
+        Sample rate, in Hz.
+    fps : int
+        Frames per second.
+
+    Returns
+    -------
+    np.ndarray, shape (count,), int64
+        Start sample of every frame.
+    """
+    return (np.arange(count, dtype=np.float64) * (sr / fps)).astype(np.int64)
 
 
 def spectrogram(y: np.ndarray, sr: int = SR, fps: int = FPS) -> np.ndarray:
     """92-band log-frequency magnitude spectrogram of a mono signal.
 
-    Frame ``i`` covers samples ``[floor(i * hop + 0.5), ... + 2048)`` with
+    Frame ``i`` covers samples ``[int(i * hop), ... + 2048)`` with
     ``hop = sr / fps`` (origin 'future': a frame looks ahead from its time
-    ``i / fps`` seconds); the signal is zero-padded at the end. Each frame is
+    ``i / fps`` seconds; see :func:`frame_starts`), and there are
+    :func:`n_frames` frames; the signal is zero-padded at the end. Each frame is
     Hann-windowed, its magnitude spectrum filtered by :func:`log_filterbank`
     and compressed with ``log10(1 + x)``.
 
@@ -126,7 +158,7 @@ def spectrogram(y: np.ndarray, sr: int = SR, fps: int = FPS) -> np.ndarray:
     if sr != SR:
         raise ValueError(f"spectrogram expects {SR} Hz audio, got {sr} Hz; resample first")
     count = n_frames(len(y), sr, fps)
-    starts = np.floor(np.arange(count) * (sr / fps) + 0.5).astype(np.int64)
+    starts = frame_starts(count, sr, fps)
     padded = np.concatenate([y, np.zeros(FRAME_SIZE, dtype=np.float32)])
     window = np.hanning(FRAME_SIZE).astype(np.float32)
     out = np.empty((N_BINS, count), dtype=np.float32)
