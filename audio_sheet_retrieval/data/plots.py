@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from audio_sheet_retrieval.atomic import save_figure_atomic  # noqa: E402
-from audio_sheet_retrieval.data.msmd import Piece  # noqa: E402
-from audio_sheet_retrieval.data.mung import NOTEHEAD_CLASSES  # noqa: E402
-from audio_sheet_retrieval.data.pools import SnippetPool  # noqa: E402
-from audio_sheet_retrieval.data.prepare import prepare_piece  # noqa: E402
+from audio_sheet_retrieval.atomic import save_figure_atomic
+from audio_sheet_retrieval.data.msmd import Piece
+from audio_sheet_retrieval.data.mung import NOTEHEAD_CLASSES
+from audio_sheet_retrieval.data.pools import SnippetPool
+from audio_sheet_retrieval.data.prepare import prepare_piece
 
 
 def plot_alignment(piece: Piece, performance: str, system: int, path: Path) -> Path:
@@ -52,9 +51,10 @@ def plot_alignment(piece: Piece, performance: str, system: int, path: Path) -> P
     fps = 20
     t0, t1 = (heads[:, 2].min() - 0.5, heads[:, 2].max() + 1.0) if len(heads) else (0.0, 5.0)
     f0, f1 = max(int(t0 * fps), 0), min(int(t1 * fps), spec.shape[1])
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(14, 7), gridspec_kw={"height_ratios": [1, 1]})
+    fig = Figure(figsize=(14, 7))
+    ax1, ax2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1]})
     ax1.imshow(unrolled.strip[:, x0:x1], cmap="gray", extent=(x0, x1, unrolled.strip.shape[0], 0))
-    norm = plt.Normalize(t0, t1)
+    norm = Normalize(t0, t1)
     ax1.scatter(heads[:, 1], heads[:, 0], c=heads[:, 2], cmap="viridis", norm=norm, s=30,
                 edgecolors="red", linewidths=0.5)
     ax1.set_title(f"{piece.name}: system {system + 1}, noteheads coloured by onset time "
@@ -62,7 +62,7 @@ def plot_alignment(piece: Piece, performance: str, system: int, path: Path) -> P
     ax1.set_xlabel("strip x (pixels)")
     ax2.imshow(spec[:, f0:f1], origin="lower", aspect="auto", cmap="magma",
                extent=(f0 / fps, f1 / fps, 0, spec.shape[0]))
-    colors = plt.get_cmap("viridis")(norm(heads[:, 2]))
+    colors = matplotlib.colormaps["viridis"](norm(heads[:, 2]))
     for (_, _, t), color in zip(heads, colors):
         ax2.axvline(np.ceil(t * fps) / fps, ymin=0.0, ymax=0.08, color=color, linewidth=2)
     ax2.set_xlabel("time (seconds)")
@@ -78,8 +78,8 @@ def plot_snippet_grid(pool: SnippetPool, path: Path, n: int = 8, seed: int = 0,
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     sheets, specs = pool.pairs(idx, augment=augment, rng=rng)
-    fig, axes = plt.subplots(2, len(idx), figsize=(2.2 * len(idx), 4.6))
-    axes = np.asarray(axes).reshape(2, -1)
+    fig = Figure(figsize=(2.2 * len(idx), 4.6))
+    axes = fig.subplots(2, len(idx), squeeze=False)
     for j, e in enumerate(idx):
         axes[0, j].imshow(sheets[j], cmap="gray", vmin=0, vmax=255)
         axes[0, j].axvline(sheets.shape[2] / 2, color="red", linewidth=0.6)

@@ -5,17 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from audio_sheet_retrieval.atomic import save_figure_atomic, write_text_atomic  # noqa: E402
-from audio_sheet_retrieval.data.pools import SnippetPool  # noqa: E402
-from audio_sheet_retrieval.eval.snippet_retrieval import evenly_spaced  # noqa: E402
-from audio_sheet_retrieval.eval.summary import results_table  # noqa: E402
+from audio_sheet_retrieval.atomic import save_figure_atomic, write_text_atomic
+from audio_sheet_retrieval.data.pools import SnippetPool
+from audio_sheet_retrieval.eval.snippet_retrieval import evenly_spaced
+from audio_sheet_retrieval.eval.summary import results_table
 
 
 def plot_attention(model, pool: SnippetPool, path: Path, n: int = 4) -> Path | None:
@@ -31,9 +28,9 @@ def plot_attention(model, pool: SnippetPool, path: Path, n: int = 4) -> Path | N
     with torch.no_grad():
         _, weights = model.encode_spec(model.prepare_spec(specs).to(model.device), return_attention=True)
     weights = weights.cpu().numpy()
-    fig, axes = plt.subplots(2, len(idx), figsize=(3.2 * len(idx), 4.4), sharex="col",
-                             gridspec_kw={"height_ratios": [3, 1]})
-    axes = np.asarray(axes).reshape(2, -1)
+    fig = Figure(figsize=(3.2 * len(idx), 4.4))
+    axes = fig.subplots(2, len(idx), sharex="col", squeeze=False,
+                        gridspec_kw={"height_ratios": [3, 1]})
     for j in range(len(idx)):
         axes[0, j].imshow(specs[j], origin="lower", aspect="auto", cmap="magma")
         axes[0, j].set_title(pool.pieces[pool.entity_piece[idx[j]]].name[-22:], fontsize=8)
@@ -58,8 +55,8 @@ def plot_retrievals(model, pool: SnippetPool, path: Path, n_queries: int = 4, to
     z_sheet = model.embed_sheet(sheets).cpu().numpy()
     z_audio = model.embed_spec(specs).cpu().numpy()
     queries = evenly_spaced(len(idx), n_queries)
-    fig, axes = plt.subplots(len(queries), top + 1, figsize=(2.6 * (top + 1), 2.3 * len(queries)))
-    axes = np.asarray(axes).reshape(len(queries), -1)
+    fig = Figure(figsize=(2.6 * (top + 1), 2.3 * len(queries)))
+    axes = fig.subplots(len(queries), top + 1, squeeze=False)
     for row, q in enumerate(queries):
         order = np.argsort(-(z_sheet @ z_audio[q]))
         rank = int(np.flatnonzero(order == q)[0]) + 1

@@ -20,15 +20,12 @@ import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from audio_sheet_retrieval.atomic import save_figure_atomic, write_text_atomic  # noqa: E402
-from audio_sheet_retrieval.errors import AsrError  # noqa: E402
+from audio_sheet_retrieval.atomic import save_figure_atomic, write_text_atomic
+from audio_sheet_retrieval.errors import AsrError
 
 # ----------------------------------------------------------------- file names
 
@@ -80,7 +77,8 @@ def plot_rank_histogram(ranks: np.ndarray, path: str | Path, title: str = "") ->
     ranks = np.asarray(ranks)
     edges = np.unique(np.round(np.logspace(0, np.log10(max(ranks.max(), 2)) + 1e-9, 30)))
     edges = np.append(edges, edges[-1] + 1) - 0.5
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
     ax.hist(ranks, bins=edges, color="tab:blue")
     ax.set_xscale("log")
     ax.set_xlabel("rank of the true partner (log scale)")

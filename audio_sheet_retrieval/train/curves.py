@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from audio_sheet_retrieval.atomic import save_figure_atomic, write_yaml_atomic  # noqa: E402
+from audio_sheet_retrieval.atomic import save_figure_atomic, write_yaml_atomic
 
 
 def write_results(history: list[dict], path: Path, **extra) -> None:
@@ -22,7 +19,8 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
     if not history:
         return
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax1.plot(epochs, [h["valid_loss"] for h in history], label="valid")
     ax1.set_xlabel("epoch")
