@@ -9,6 +9,7 @@ temporary file is removed and the target is left as it was.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,13 +69,17 @@ def write_yaml_atomic(data, path: str | Path) -> Path:
 
 
 def save_figure_atomic(fig, path: str | Path, dpi: int = 80) -> Path:
-    """Save a matplotlib figure atomically (format from ``path``'s suffix, else PNG), then close it."""
-    import matplotlib.pyplot as plt
+    """Save a matplotlib figure atomically (format from ``path``'s suffix, else PNG), then close it.
 
+    Closing only concerns figures made by pyplot; pyplot is never imported here, so saving a
+    ``matplotlib.figure.Figure`` leaves the caller's backend alone.
+    """
     path = Path(path)
     try:
         with atomic_path(path, suffix=path.suffix or ".png") as tmp:
             fig.savefig(tmp, dpi=dpi)
     finally:
-        plt.close(fig)
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close(fig)
     return path
