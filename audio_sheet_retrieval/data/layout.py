@@ -14,12 +14,34 @@
     <root>/<piece>/performances/<perf>/features/<perf>_midi.npy  (128, frames) piano roll
 
 with ``<perf> = <piece>_tempo-<ratio x 1000>_<synth>``.
+
+A piece written by ``build_dataset.py`` records :data:`DATA_FORMAT_VERSION`
+in its ``meta.yml`` (key :data:`FORMAT_KEY`); the readers refuse a piece of
+another version, the builder rebuilds it. A piece of the real MSMD download
+has neither that key nor the builder's :data:`BUILDER_KEY` and is read as is.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+DATA_FORMAT_VERSION = 2
+"""Version of what a built piece holds (features, files, meta).
+
+1: the first builder (spectrogram frames started at ``floor(i * hop + 0.5)``).
+2: madmom's framing (``int(i * hop)``), a content digest of the source score,
+   and a list of the piece's files with their sizes in ``meta.yml``.
+"""
+
+FORMAT_KEY = "data_format_version"
+"""``meta.yml`` key of the data format version of a built piece."""
+
+BUILDER_KEY = "build_options_digest"
+"""``meta.yml`` key that every version of the builder has written (its marker)."""
+
+PIECE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
+"""Names the builder gives pieces: ASCII letters, digits, ``-`` and ``_``."""
 
 _PERF = re.compile(r"^(?P<piece>.+)_tempo-(?P<tempo>\d+)_(?P<synth>.+)$")
 
