@@ -14,32 +14,31 @@ from audio_sheet_retrieval.atomic import write_yaml_atomic
 from audio_sheet_retrieval.build.pipeline import BuildOptions, PieceReport, build_collection
 from audio_sheet_retrieval.build.sources import PieceSource
 from audio_sheet_retrieval.build.workspace import Workspace
-from audio_sheet_retrieval.data.layout import BUILDER_KEY, DATA_FORMAT_VERSION, FORMAT_KEY
+from audio_sheet_retrieval.data.layout import DATA_FORMAT_VERSION, FORMAT_KEY, is_other_format, read_meta
 from audio_sheet_retrieval.data.splits import demo_split, make_splits, split_digest, write_split
 
 
-def built_pieces(root: Path) -> list[str]:
-    """Names of the pieces of a data root that the readers accept.
+def built_metas(root: Path) -> dict[str, dict]:
+    """``meta.yml`` of each piece of a data root that the readers accept, by name.
 
-    Folders with a ``meta.yml``, except those that ``build_dataset.py`` wrote
-    in another data format (a piece of the real MSMD download counts).
+    Folders with a readable ``meta.yml``, except those that ``build_dataset.py``
+    wrote in another data format (a piece of the real MSMD download counts).
     """
     root = Path(root)
     if not root.is_dir():
-        return []
-    names = []
+        return {}
+    out = {}
     for folder in sorted(root.iterdir()):
-        if folder.is_dir() and not folder.name.startswith(".") and (folder / "meta.yml").is_file():
-            try:
-                meta = yaml.safe_load((folder / "meta.yml").read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue
-            if not isinstance(meta, dict):
-                continue
-            if (FORMAT_KEY in meta or BUILDER_KEY in meta) and meta.get(FORMAT_KEY) != DATA_FORMAT_VERSION:
-                continue
-            names.append(folder.name)
-    return names
+        if folder.is_dir() and not folder.name.startswith("."):
+            meta = read_meta(folder)
+            if meta is not None and not is_other_format(meta):
+                out[folder.name] = meta
+    return out
+
+
+def built_pieces(root: Path) -> list[str]:
+    """Names of the pieces of a data root that the readers accept (see :func:`built_metas`)."""
+    return list(built_metas(root))
 
 
 def write_splits(root: Path, seed: int = 0) -> dict[str, Path]:
@@ -90,8 +89,7 @@ def collection_totals(root: Path) -> dict:
     """Counts over every built piece of a data root (read from their ``meta.yml``)."""
     totals = {"pieces": 0, "pages": 0, "systems": 0, "noteheads": 0, "aligned_noteheads": 0,
               "onset_noteheads": 0, "note_events": 0, "performances": 0, "audio_hours_per_version": 0.0}
-    for name in built_pieces(root):
-        meta = yaml.safe_load((root / name / "meta.yml").read_text())
+    for meta in built_metas(root).values():
         totals["pieces"] += 1
         for key in ("pages", "systems", "noteheads", "aligned_noteheads", "onset_noteheads",
                     "note_events"):

@@ -49,6 +49,7 @@ from audio_sheet_retrieval.data.layout import (
     feature_path,
     page_file,
     performance_name,
+    read_meta,
 )
 from audio_sheet_retrieval.data.mung import SYSTEM_CLASS, CropObject, write_mung
 from audio_sheet_retrieval.data.unroll import nearest_system
@@ -213,12 +214,9 @@ def stale_reason(folder: Path, source: PieceSource, options: BuildOptions,
     options, this content of the score file and the same reduction, and every
     file it lists is there with its size.
     """
-    try:
-        meta = yaml.safe_load((Path(folder) / "meta.yml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    meta = read_meta(folder)
+    if meta is None:
         return "no readable meta.yml"
-    if not isinstance(meta, dict):
-        return "meta.yml is not a mapping"
     if meta.get(FORMAT_KEY) != DATA_FORMAT_VERSION:
         return f"data format {meta.get(FORMAT_KEY, 1)}, not {DATA_FORMAT_VERSION}"
     if meta.get(BUILDER_KEY) != options.digest():
@@ -273,12 +271,12 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions, force: b
         return PieceReport(source.name, "failed", error=f"{source.name!r} is not a valid piece name")
     final = Path(root) / source.name
     try:
-        check_replaceable(final)
         source_sha1 = file_sha1(source.path)
+        if not force and stale_reason(final, source, options, source_sha1) is None:
+            return PieceReport(source.name, "skipped")
+        check_replaceable(final)
     except (ValueError, OSError) as err:
         return _failure(source.name, err, start)
-    if not force and stale_reason(final, source, options, source_sha1) is None:
-        return PieceReport(source.name, "skipped")
     tmp = None
     timings: dict = {}
     try:

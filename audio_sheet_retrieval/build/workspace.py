@@ -23,9 +23,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-import yaml
-
-from audio_sheet_retrieval.data.layout import BUILDER_KEY, FORMAT_KEY, PIECE_NAME
+from audio_sheet_retrieval.data.layout import BUILDER_KEY, FORMAT_KEY, PIECE_NAME, read_meta
 from audio_sheet_retrieval.errors import AsrError
 
 WORK_DIR = ".building"
@@ -85,15 +83,10 @@ def is_builder_piece(folder: str | Path) -> bool:
     false for anything else, e.g. a piece of the real MSMD download.
     """
     folder = Path(folder)
-    meta = folder / "meta.yml"
-    if folder.is_symlink() or not folder.is_dir() or not PIECE_NAME.match(folder.name) \
-            or meta.is_symlink() or not meta.is_file():
+    if folder.is_symlink() or not folder.is_dir() or not PIECE_NAME.match(folder.name):
         return False
-    try:
-        data = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and (BUILDER_KEY in data or FORMAT_KEY in data)
+    meta = read_meta(folder)
+    return meta is not None and (BUILDER_KEY in meta or FORMAT_KEY in meta)
 
 
 def check_replaceable(final: str | Path) -> None:

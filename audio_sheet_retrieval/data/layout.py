@@ -26,6 +26,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 DATA_FORMAT_VERSION = 2
 """Version of what a built piece holds (features, files, meta).
 
@@ -67,3 +71,30 @@ def page_file(index: int, suffix: str) -> str:
 def feature_path(perf_dir: Path, kind: str) -> Path:
     """``<perf_dir>/features/<perf>_<kind>.npy`` for kind in spec, notes, onsets, midi."""
     return perf_dir / "features" / f"{perf_dir.name}_{kind}.npy"
+
+
+def read_meta(folder: str | Path) -> dict | None:
+    """The ``meta.yml`` of a piece folder; None when it is missing, unreadable or not a mapping.
+
+    A link named ``meta.yml`` is not followed (None).
+    """
+    path = Path(folder) / "meta.yml"
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        meta = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_other_format(meta: dict) -> bool:
+    """Whether a piece's meta says ``build_dataset.py`` wrote it in another data format.
+
+    A piece of the real MSMD download (neither :data:`FORMAT_KEY` nor
+    :data:`BUILDER_KEY`) is not; a piece of the first builder (the marker but no
+    version) is version 1.
+    """
+    if FORMAT_KEY not in meta and BUILDER_KEY not in meta:
+        return False
+    return meta.get(FORMAT_KEY, 1) != DATA_FORMAT_VERSION

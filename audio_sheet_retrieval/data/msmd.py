@@ -16,11 +16,12 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from audio_sheet_retrieval.data.layout import (
-    BUILDER_KEY,
     DATA_FORMAT_VERSION,
     FORMAT_KEY,
     feature_path,
+    is_other_format,
     parse_performance_name,
+    read_meta,
 )
 from audio_sheet_retrieval.data.mung import CropObject, read_mung
 from audio_sheet_retrieval.data.splits import load_split  # noqa: F401  (its former home)
@@ -148,17 +149,12 @@ class Piece:
         AsrError
             When the piece's data format is not :data:`DATA_FORMAT_VERSION`.
         """
-        try:
-            meta = self.meta
-        except AsrError:
-            return  # not provably ours; reading it will say what is wrong
-        if FORMAT_KEY not in meta and BUILDER_KEY not in meta:
-            return
-        version = meta.get(FORMAT_KEY, 1)
-        if version != DATA_FORMAT_VERSION:
+        meta = read_meta(self.folder)  # None: not provably ours; .meta will say what is wrong
+        if meta is not None and is_other_format(meta):
+            version = meta.get(FORMAT_KEY, 1)
             raise AsrError(f"{self.folder}: built in data format {version}, this version reads "
                            f"{DATA_FORMAT_VERSION}; rebuild it with build_dataset.py --root {self.root} "
-                           "(older pieces are rebuilt, not mixed)")
+                           "(it rebuilds pieces of another format)")
 
     @property
     def available_scores(self) -> list[str]:
