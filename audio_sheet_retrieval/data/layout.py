@@ -13,7 +13,8 @@
     <root>/<piece>/performances/<perf>/features/<perf>_onsets.npy (N,) onset frames
     <root>/<piece>/performances/<perf>/features/<perf>_midi.npy  (128, frames) piano roll
 
-with ``<perf> = <piece>_tempo-<ratio x 1000>_<synth>``.
+with ``<perf> = <piece>_tempo-<ratio x 1000>_<synth>``; the builder also keeps
+``<root>/.build.lock`` (its lock) and ``<root>/.building/`` (its work folders).
 
 A piece written by ``build_dataset.py`` records :data:`DATA_FORMAT_VERSION`
 in its ``meta.yml`` (key :data:`FORMAT_KEY`); the readers refuse a piece of
