@@ -177,11 +177,15 @@ class Workspace:
                            "remove it if it is not a regular file") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise RootBusyError(f"{self.root}: another build (pid {holder}) is writing to this data "
                                 "root; wait until it ends, or build into another --root") from None
+        except OSError as err:  # e.g. a file system without locks
+            os.close(fd)
+            raise AsrError(f"{path}: cannot lock the data root ({err.strerror}); build into a folder "
+                           "on a local disk") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
