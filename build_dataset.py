@@ -21,18 +21,27 @@ Plots of a built piece (alignment and sampled snippet pairs)::
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 from audio_sheet_retrieval.config import settings
 from audio_sheet_retrieval.errors import AsrError, run_cli
 
 
-def parse_args():
-    from audio_sheet_retrieval.build.pipeline import DEFAULT_TEMPI
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit 2)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from audio_sheet_retrieval.build.pipeline import DEFAULT_TEMPI, TEMPO_RANGE
     from audio_sheet_retrieval.build.synth import DEFAULT_SYNTHS, SYNTHS
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=settings.DATA_ROOT_MSMD,
                    help="data root to write (default: DATA_ROOT_MSMD = %(default)s)")
     p.add_argument("--pieces", nargs="+", default=None,
@@ -46,7 +55,7 @@ def parse_args():
     p.add_argument("--synths", nargs="+", default=list(DEFAULT_SYNTHS),
                    help=f"synths to render (known: {', '.join(SYNTHS)})")
     p.add_argument("--tempi", nargs="+", type=float, default=list(DEFAULT_TEMPI),
-                   help="tempo ratios (1.0 = as written)")
+                   help=f"tempo ratios, {TEMPO_RANGE[0]} to {TEMPO_RANGE[1]} (1.0 = as written)")
     p.add_argument("--no_audio", action="store_true", help="keep features only, no FLAC files")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes")
     p.add_argument("--force", action="store_true", help="rebuild pieces that are already built")
@@ -54,7 +63,12 @@ def parse_args():
     p.add_argument("--plot", metavar="PIECE", default=None,
                    help="only write the alignment and snippet PNGs of a built piece")
     p.add_argument("--plot_dir", default=None, help="folder of the PNGs (default: <root>/plots)")
-    return p.parse_args()
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs {args.jobs}: use 1 or more processes")
+    if args.plot is not None and (not args.plot or "/" in args.plot or args.plot.startswith(".")):
+        p.error(f"--plot {args.plot!r}: give the name of a piece folder of the data root")
+    return args
 
 
 def plot(args) -> int:
@@ -74,7 +88,13 @@ def main() -> int:
     from audio_sheet_retrieval.build.pipeline import BuildOptions
     from audio_sheet_retrieval.build.sources import default_specs, demo_specs, quartet_specs, resolve
     from audio_sheet_retrieval.build.synth import SynthError, check_synth, get_synth
+    from audio_sheet_retrieval.build.workspace import RootBusyError
 
+    try:
+        options = BuildOptions(engraver=args.engraver, synths=tuple(args.synths),
+                               tempi=tuple(args.tempi), keep_audio=not args.no_audio)
+    except ValueError as err:
+        raise AsrError(str(err)) from None
     try:
         for name in args.synths:
             check_synth(get_synth(name))
@@ -87,11 +107,13 @@ def main() -> int:
         sources = resolve(specs)
     except ValueError as err:
         raise AsrError(str(err)) from None
-    options = BuildOptions(engraver=args.engraver, synths=tuple(args.synths),
-                           tempi=tuple(args.tempi), keep_audio=not args.no_audio)
     root = Path(args.root)
-    reports, manifest = build_dataset(sources, root, options, jobs=args.jobs, force=args.force,
-                                      seed=args.seed)
+    try:
+        reports, manifest = build_dataset(sources, root, options, jobs=args.jobs, force=args.force,
+                                          seed=args.seed)
+    except RootBusyError as err:  # not bad input: the root is in use (exit 1)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     run = manifest["last_run"]
     print(f"built {run['built']}, skipped {run['skipped']} (already built), "
           f"failed {len(run['failed'])} of {run['requested']} pieces in {run['wall_seconds']} s")
@@ -102,6 +124,10 @@ def main() -> int:
           f"{totals['aligned_noteheads']} aligned noteheads, "
           f"{totals['audio_hours_per_version']:.2f} h of audio per synth x tempo")
     print(f"splits: {root / manifest['splits']['all']}, {root / manifest['splits']['demo']}")
+    for kind, usual in (("all", "all_split.yaml"), ("demo", "demo_split.yaml")):
+        if Path(manifest["splits"][kind]).name != usual:
+            print(f"note: {root / 'splits' / usual} holds other pieces and is left as it is; "
+                  f"the {kind} split of the pieces built now is {root / manifest['splits'][kind]}")
     return 0 if run["built"] + run["skipped"] > 0 else 1
 
 

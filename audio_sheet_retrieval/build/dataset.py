@@ -13,48 +13,51 @@ import yaml
 from audio_sheet_retrieval.atomic import write_yaml_atomic
 from audio_sheet_retrieval.build.pipeline import BuildOptions, PieceReport, build_collection
 from audio_sheet_retrieval.build.sources import PieceSource
-
-SPLIT_FRACTIONS = {"valid": 0.06, "test": 0.2}
-DEMO_SIZES = {"train": 24, "valid": 4, "test": 8}
-
-
-def built_pieces(root: Path) -> list[str]:
-    """Names of the complete pieces in a data root (those with a ``meta.yml``)."""
-    return sorted(p.name for p in Path(root).iterdir()
-                  if p.is_dir() and (p / "meta.yml").is_file()) if Path(root).is_dir() else []
+from audio_sheet_retrieval.build.workspace import Workspace
+from audio_sheet_retrieval.data.layout import DATA_FORMAT_VERSION, FORMAT_KEY, is_other_format, read_meta
+from audio_sheet_retrieval.data.splits import demo_split, make_splits, split_digest, write_split
 
 
-def make_splits(names: list[str], seed: int = 0,
-                fractions: dict[str, float] = SPLIT_FRACTIONS) -> dict[str, list[str]]:
-    """A reproducible train/valid/test split of piece names."""
-    names = sorted(names)
-    order = np.random.default_rng(seed).permutation(len(names))
-    n_test = max(1, int(round(fractions["test"] * len(names)))) if len(names) >= 3 else 0
-    n_valid = max(1, int(round(fractions["valid"] * len(names)))) if len(names) >= 3 else 0
-    test = sorted(names[i] for i in order[:n_test])
-    valid = sorted(names[i] for i in order[n_test:n_test + n_valid])
-    train = sorted(names[i] for i in order[n_test + n_valid:])
-    return {"train": train, "valid": valid, "test": test}
+def built_metas(root: Path) -> dict[str, dict]:
+    """``meta.yml`` of each piece of a data root that the readers accept, by name.
 
-
-def demo_split(split: dict[str, list[str]], seed: int = 0,
-               sizes: dict[str, int] = DEMO_SIZES) -> dict[str, list[str]]:
-    """A small subset of a split, for quick experiments."""
-    rng = np.random.default_rng(seed + 1)
+    Folders with a readable ``meta.yml``, except those that ``build_dataset.py``
+    wrote in another data format (a piece of the real MSMD download counts).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return {}
     out = {}
-    for kind, names in split.items():
-        k = min(sizes[kind], len(names))
-        out[kind] = sorted(names[i] for i in rng.choice(len(names), k, replace=False)) if k else []
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir() and not folder.name.startswith("."):
+            meta = read_meta(folder)
+            if meta is not None and not is_other_format(meta):
+                out[folder.name] = meta
     return out
 
 
+def built_pieces(root: Path) -> list[str]:
+    """Names of the pieces of a data root that the readers accept (see :func:`built_metas`)."""
+    return list(built_metas(root))
+
+
 def write_splits(root: Path, seed: int = 0) -> dict[str, Path]:
-    """Write ``splits/all_split.yaml`` and ``splits/demo_split.yaml`` over the built pieces."""
+    """Write ``splits/all_split.yaml`` and ``splits/demo_split.yaml`` over the built pieces.
+
+    Each piece's kind comes from its name (:func:`make_splits`). An existing
+    split file is never changed: when it holds another split, the new one is
+    written beside it under a name with its digest (see
+    :func:`~audio_sheet_retrieval.data.splits.write_split`).
+
+    Returns
+    -------
+    dict
+        ``{"all": path, "demo": path}`` of the files that hold the splits.
+    """
     split = make_splits(built_pieces(root), seed)
-    paths = {"all": root / "splits" / "all_split.yaml", "demo": root / "splits" / "demo_split.yaml"}
-    write_yaml_atomic(split, paths["all"])
-    write_yaml_atomic(demo_split(split, seed), paths["demo"])
-    return paths
+    folder = Path(root) / "splits"
+    return {"all": write_split(split, folder / "all_split.yaml"),
+            "demo": write_split(demo_split(split, seed), folder / "demo_split.yaml")}
 
 
 def _version(cmd: list[str]) -> str:
@@ -86,8 +89,7 @@ def collection_totals(root: Path) -> dict:
     """Counts over every built piece of a data root (read from their ``meta.yml``)."""
     totals = {"pieces": 0, "pages": 0, "systems": 0, "noteheads": 0, "aligned_noteheads": 0,
               "onset_noteheads": 0, "note_events": 0, "performances": 0, "audio_hours_per_version": 0.0}
-    for name in built_pieces(root):
-        meta = yaml.safe_load((root / name / "meta.yml").read_text())
+    for meta in built_metas(root).values():
         totals["pieces"] += 1
         for key in ("pages", "systems", "noteheads", "aligned_noteheads", "onset_noteheads",
                     "note_events"):
@@ -111,11 +113,22 @@ def build_dataset(sources: list[PieceSource], root: Path, options: BuildOptions,
         Also written to ``<root>/manifest.yaml``.
     """
     start = time.time()
-    reports = build_collection(sources, root, options, jobs=jobs, force=force)
-    splits = write_splits(root, seed)
+    root = Path(root)
+    with Workspace(root) as workspace:
+        reports = build_collection(sources, root, options, jobs=jobs, force=force,
+                                   workspace=workspace)
+        splits = write_splits(root, seed)
+        manifest = _manifest(root, reports, options, jobs, seed, splits, start)
+        write_yaml_atomic(manifest, root / "manifest.yaml")
+    return reports, manifest
+
+
+def _manifest(root: Path, reports: list[PieceReport], options: BuildOptions, jobs: int, seed: int,
+              splits: dict[str, Path], start: float) -> dict:
     built = [r for r in reports if r.status == "built"]
-    manifest = {
+    return {
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        FORMAT_KEY: DATA_FORMAT_VERSION,
         "versions": tool_versions(),
         "options": {"engraver": options.engraver, "synths": list(options.synths),
                     "tempi": list(options.tempi), "keep_audio": options.keep_audio,
@@ -128,6 +141,5 @@ def build_dataset(sources: list[PieceSource], root: Path, options: BuildOptions,
         },
         "totals": collection_totals(root),
         "splits": {k: str(v.relative_to(root)) for k, v in splits.items()},
+        "split_digests": {k: split_digest(yaml.safe_load(v.read_text())) for k, v in splits.items()},
     }
-    write_yaml_atomic(manifest, root / "manifest.yaml")
-    return reports, manifest

@@ -1,15 +1,20 @@
 """Build one piece, or a whole collection, into the MSMD layout.
 
-A piece is built in a temporary folder beside its final place and renamed
-when complete, so an interrupted build never leaves half a piece; finished
-pieces (``meta.yml`` present, same options) are skipped on the next run.
+A build holds the data root's lock and writes each piece into its own work
+folder, renamed to ``<root>/<piece>`` when complete (see
+:mod:`audio_sheet_retrieval.build.workspace`), so an interrupted build never
+leaves half a piece and two builds never share one. A piece is skipped on the
+next run only when it is complete and current: its ``meta.yml`` names the data
+format version, the build options and the content digest of its score, and
+lists every file of the piece with its size, and all of these match.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import math
+import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -29,13 +34,30 @@ from audio_sheet_retrieval.build.engraving import EngravedScore
 from audio_sheet_retrieval.build.midi import write_midi
 from audio_sheet_retrieval.build.sources import PieceSource
 from audio_sheet_retrieval.build.synth import DEFAULT_SYNTHS, SYNTHS, render
-from audio_sheet_retrieval.data.layout import feature_path, page_file, performance_name
+from audio_sheet_retrieval.build.workers import die_with_parent
+from audio_sheet_retrieval.build.workspace import (
+    Workspace,
+    check_replaceable,
+    file_sha1,
+    remove_work_tree,
+)
+from audio_sheet_retrieval.data.layout import (
+    BUILDER_KEY,
+    DATA_FORMAT_VERSION,
+    FORMAT_KEY,
+    PIECE_NAME,
+    feature_path,
+    page_file,
+    performance_name,
+    read_meta,
+)
 from audio_sheet_retrieval.data.mung import SYSTEM_CLASS, CropObject, write_mung
 from audio_sheet_retrieval.data.unroll import nearest_system
 
 DEFAULT_TEMPI = (0.9, 1.0, 1.1)
-FORMAT_VERSION = 1
-"""Version of what a built piece holds; a change rebuilds every piece."""
+TEMPO_RANGE = (0.25, 4.0)
+"""Smallest and largest tempo ratio a build accepts (1.0 = as written)."""
+ENGRAVERS = ("verovio", "lilypond")
 
 
 @dataclass(frozen=True)
@@ -47,10 +69,33 @@ class BuildOptions:
     tempi: tuple[float, ...] = DEFAULT_TEMPI
     keep_audio: bool = True
 
+    def __post_init__(self) -> None:
+        """Check every option (``ValueError`` with one line naming the option)."""
+        if self.engraver not in ENGRAVERS:
+            raise ValueError(f"engraver {self.engraver!r}: use {' or '.join(ENGRAVERS)}")
+        if not self.synths:
+            raise ValueError("synths: give at least one")
+        for name in self.synths:
+            if name not in SYNTHS:
+                raise ValueError(f"synths: unknown synth {name!r}; choose from {', '.join(SYNTHS)}")
+        if len(set(self.synths)) != len(self.synths):
+            raise ValueError(f"synths {' '.join(self.synths)}: each synth once")
+        if not self.tempi:
+            raise ValueError("tempi: give at least one tempo ratio")
+        lo, hi = TEMPO_RANGE
+        for tempo in self.tempi:
+            if not isinstance(tempo, (int, float)) or not math.isfinite(tempo) \
+                    or not lo <= tempo <= hi:
+                raise ValueError(f"tempi: {tempo!r} is not a tempo ratio from {lo} to {hi} "
+                                 "(1.0 = as written, 1.1 = 10 % faster)")
+        if len({int(round(t * 1000)) for t in self.tempi}) != len(self.tempi):
+            raise ValueError(f"tempi {' '.join(map(str, self.tempi))}: each tempo once "
+                             "(they are told apart to 1/1000)")
+
     def digest(self) -> str:
         """Short hash of the options; a piece built with other options is rebuilt."""
         synths = [repr(SYNTHS[name]) if name in SYNTHS else name for name in self.synths]
-        text = json.dumps({**asdict(self), "format": FORMAT_VERSION, "synth_specs": synths},
+        text = json.dumps({**asdict(self), "format": DATA_FORMAT_VERSION, "synth_specs": synths},
                           sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -154,9 +199,52 @@ def _write_performance(perf_dir: Path, synth: str, events: np.ndarray, keep_audi
     return len(audio) / 22050.0
 
 
-def build_piece(source: PieceSource, root: Path, options: BuildOptions,
-                force: bool = False) -> PieceReport:
-    """Build one piece into ``root/<name>``; never raises (failures are reported).
+def piece_files(folder: Path) -> dict[str, int]:
+    """Every file of a piece folder but ``meta.yml``: relative path -> size in bytes."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "meta.yml"}
+
+
+def stale_reason(folder: Path, source: PieceSource, options: BuildOptions,
+                 source_sha1: str) -> str | None:
+    """Why ``folder`` is not a complete, current build of ``source``; None when it is.
+
+    Complete and current: ``meta.yml`` names this data format version, these
+    options, this content of the score file and the same reduction, and every
+    file it lists is there with its size.
+    """
+    meta = read_meta(folder)
+    if meta is None:
+        return "no readable meta.yml"
+    if meta.get(FORMAT_KEY) != DATA_FORMAT_VERSION:
+        return f"data format {meta.get(FORMAT_KEY, 1)}, not {DATA_FORMAT_VERSION}"
+    if meta.get(BUILDER_KEY) != options.digest():
+        return "built with other options"
+    if meta.get("source_sha1") != source_sha1:
+        return f"{source.path} has changed (or is another score of the same name)"
+    if meta.get("reduced_to_piano") != source.reduce:
+        return "reduced to piano differently"
+    files = meta.get("files")
+    if not isinstance(files, dict) or not files:
+        return "meta.yml lists no files"
+    for rel, size in files.items():
+        path = Path(folder) / str(rel)
+        if not path.is_file() or path.stat().st_size != size:
+            return f"{rel} is missing or has changed"
+    return None
+
+
+def _failure(name: str, err: BaseException, start: float) -> PieceReport:
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if not isinstance(err, (ValueError, RuntimeError, OSError)):
+        msg = f"{type(err).__name__}: {msg} ({traceback.extract_tb(err.__traceback__)[-1].name})"
+    return PieceReport(name, "failed", error=msg, seconds=time.perf_counter() - start)
+
+
+def build_piece(source: PieceSource, root: Path, options: BuildOptions, force: bool = False,
+                workspace: Workspace | None = None) -> PieceReport:
+    """Build one piece into ``root/<name>``; never raises for a bad piece (failures are reported).
 
     Parameters
     ----------
@@ -165,22 +253,34 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions,
         Data root.
     options : BuildOptions
     force : bool
-        Rebuild even when the piece is already there with the same options.
+        Rebuild even when the piece is there, complete and current.
+    workspace : Workspace, optional
+        The build's (locked) workspace of ``root``; without one, the root is
+        locked for this piece alone.
+
+    Raises
+    ------
+    RootBusyError
+        Without ``workspace``, when another build holds the root.
     """
+    if workspace is None:
+        with Workspace(root) as ws:
+            return build_piece(source, root, options, force, ws)
     start = time.perf_counter()
-    final = root / source.name
-    meta_file = final / "meta.yml"
-    if not force and meta_file.is_file():
-        try:
-            if yaml.safe_load(meta_file.read_text()).get("build_options_digest") == options.digest():
-                return PieceReport(source.name, "skipped")
-        except Exception:  # an unreadable meta.yml means: rebuild
-            pass
-    tmp = root / ".building" / source.name
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if not PIECE_NAME.match(source.name):
+        return PieceReport(source.name, "failed", error=f"{source.name!r} is not a valid piece name")
+    final = Path(root) / source.name
+    try:
+        source_sha1 = file_sha1(source.path)
+        if not force and stale_reason(final, source, options, source_sha1) is None:
+            return PieceReport(source.name, "skipped")
+        check_replaceable(final)
+    except (ValueError, OSError) as err:
+        return _failure(source.name, err, start)
+    tmp = None
     timings: dict = {}
     try:
+        tmp = workspace.new_piece_folder(source.name)
         t = time.perf_counter()
         engraved = engrave_source(source, options.engraver)
         timings["engrave_s"] = time.perf_counter() - t
@@ -205,7 +305,9 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions,
                     timings.setdefault("audio_s", duration)
         n_onset_heads = sum(h.onset_s is not None for h in engraved.noteheads)
         meta = {
-            "piece": source.name, "source": str(source.path), "reduced_to_piano": source.reduce,
+            "piece": source.name, FORMAT_KEY: DATA_FORMAT_VERSION,
+            "source": str(source.path), "source_sha1": source_sha1,
+            "reduced_to_piano": source.reduce,
             "engraver": engraved.engraver, "score": score_name,
             "pages": len(engraved.pages), "systems": len(engraved.systems),
             "noteheads": len(engraved.noteheads), "onset_noteheads": int(n_onset_heads),
@@ -215,22 +317,22 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions,
             "duration_s_at_tempo_1": round(float(engraved.note_events[:, 0].max()
                                                  + engraved.note_events[-1, 2]), 3),
             "performances": [p for p, _ in perfs],
-            "build_options": asdict(options), "build_options_digest": options.digest(),
+            "build_options": asdict(options), BUILDER_KEY: options.digest(),
             "timings": {k: (round(v, 4) if isinstance(v, float) else
                             {a: round(b, 4) for a, b in v.items()} if isinstance(v, dict) else v)
                         for k, v in timings.items()},
+            "files": piece_files(tmp),
         }
         (tmp / "meta.yml").write_text(yaml.safe_dump(meta, sort_keys=False))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        workspace.install(tmp)
         return PieceReport(source.name, "built", seconds=time.perf_counter() - start, timings=timings)
     except Exception as err:  # one failing piece never stops the others
-        shutil.rmtree(tmp, ignore_errors=True)
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if not isinstance(err, (ValueError, RuntimeError, OSError)):
-            msg = f"{type(err).__name__}: {msg} ({traceback.extract_tb(err.__traceback__)[-1].name})"
-        return PieceReport(source.name, "failed", error=msg, seconds=time.perf_counter() - start)
+        if tmp is not None and os.path.lexists(tmp):
+            try:
+                remove_work_tree(tmp, root)
+            except OSError:
+                pass  # left for the next build to clear
+        return _failure(source.name, err, start)
 
 
 def _build_star(args) -> PieceReport:
@@ -238,10 +340,41 @@ def _build_star(args) -> PieceReport:
 
 
 def build_collection(sources: list[PieceSource], root: Path, options: BuildOptions,
-                     jobs: int = 1, force: bool = False) -> list[PieceReport]:
-    """Build many pieces in parallel with a progress bar; returns one report each."""
-    root.mkdir(parents=True, exist_ok=True)
-    tasks = [(s, root, options, force) for s in sources]
+                     jobs: int = 1, force: bool = False,
+                     workspace: Workspace | None = None) -> list[PieceReport]:
+    """Build many pieces in parallel with a progress bar; returns one report each.
+
+    Parameters
+    ----------
+    sources : list of PieceSource
+        Pieces of distinct names.
+    root : Path
+        Data root.
+    options : BuildOptions
+    jobs : int
+        Worker processes (at least 1); each ends when this process ends.
+    force : bool
+        Rebuild pieces that are complete and current.
+    workspace : Workspace, optional
+        The (locked) workspace of ``root``; without one, the root is locked for
+        the call.
+
+    Raises
+    ------
+    ValueError
+        For ``jobs < 1`` or two sources of one name.
+    RootBusyError
+        Without ``workspace``, when another build holds the root.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs {jobs!r}: use 1 or more worker processes")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two sources are named {next(n for n in names if names.count(n) > 1)!r}")
+    if workspace is None:
+        with Workspace(root) as ws:
+            return build_collection(sources, root, options, jobs, force, ws)
+    tasks = [(s, root, options, force, workspace) for s in sources]
     reports = []
     bar = tqdm(total=len(tasks), desc="building pieces", unit="piece")
     if jobs <= 1:
@@ -250,11 +383,11 @@ def build_collection(sources: list[PieceSource], root: Path, options: BuildOptio
             bar.update()
             bar.set_postfix(failed=sum(r.status == "failed" for r in reports))
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for report in pool.map(_build_star, tasks, chunksize=1):
                 reports.append(report)
                 bar.update()
                 bar.set_postfix(failed=sum(r.status == "failed" for r in reports))
     bar.close()
-    shutil.rmtree(root / ".building", ignore_errors=True)
     return reports

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +74,62 @@ def corpus_names() -> dict[str, Path]:
     return names
 
 
-def piece_name(spec: str) -> str:
-    """MSMD-style piece name of a corpus name or file stem (``bach__bwv1-6``)."""
-    parts = [re.sub(r"[^A-Za-z0-9-]+", "-", p).strip("-") for p in spec.split("/") if p]
-    return "__".join(p for p in parts if p)
+_TRANSLIT = {
+    # Cyrillic
+    "а": "a", "б": "b", "в": "v", "г": "g", "ґ": "g", "д": "d", "е": "e", "є": "ie", "ж": "zh",
+    "з": "z", "и": "i", "і": "i", "ї": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch",
+    "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "iu", "я": "ia",
+    # Greek
+    "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th", "ι": "i",
+    "κ": "k", "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r", "σ": "s",
+    "ς": "s", "τ": "t", "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o",
+    # Latin letters that Unicode does not decompose
+    "ß": "ss", "æ": "ae", "ø": "o", "œ": "oe", "đ": "d", "ð": "d", "ł": "l", "þ": "th",
+}
+_TRANSLIT_TABLE = str.maketrans({**_TRANSLIT, **{k.upper(): v.capitalize() for k, v in _TRANSLIT.items()
+                                                 if len(k.upper()) == 1 and k.upper() != k}})
+
+
+def _slug(text: str) -> str:
+    """ASCII letters, digits and ``-`` of ``text``: accents dropped, Cyrillic and
+    Greek transliterated, every run of other characters one ``-``."""
+    text = unicodedata.normalize("NFKD", text).translate(_TRANSLIT_TABLE)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def piece_name(spec: str, exact: bool = False) -> str:
+    """MSMD-style piece name of a corpus name or a file stem (``bach__bwv1-6``).
+
+    Parameters
+    ----------
+    spec : str
+        A corpus name (``bach/bwv1.6``; its folders become ``__``) or a file stem.
+    exact : bool
+        Keep different specs apart: when the name is not ``spec`` itself (spaces,
+        underscores, accents or other scripts were replaced), append ``-`` and 8
+        hex digits of the SHA-1 of ``spec`` (``a b`` -> ``a-b-<hash>``, while
+        ``a-b`` stays ``a-b``). Used for file stems; corpus names are distinct as
+        they are.
+
+    Returns
+    -------
+    str
+        A non-empty name of ASCII letters, digits, ``-`` and ``_`` that starts and
+        ends with a letter or digit (:data:`~audio_sheet_retrieval.data.layout.PIECE_NAME`);
+        ``piece-<hash>`` when nothing of ``spec`` is left.
+    """
+    name = "__".join(p for p in (_slug(part) for part in spec.split("/")) if p)
+    if not name:
+        return f"piece-{_short_hash(spec)}"
+    if exact and name != spec:
+        return f"{name}-{_short_hash(spec)}"
+    return name
 
 
 def _is_chorale(name: str) -> bool:
@@ -88,7 +142,12 @@ def _needs_reduction(name: str) -> bool:
 
 
 def resolve(specs: list[str]) -> list[PieceSource]:
-    """Piece sources of corpus names, globs and file paths.
+    """Piece sources of corpus names, globs and file paths, with distinct names.
+
+    A file gets the name of its stem (:func:`piece_name` with ``exact=True``); a
+    spec given twice (or matched twice) counts once. Different files that would
+    share a name (``x/prelude.xml`` and ``y/prelude.xml``) are each named
+    ``<name>-<hash of the file's path>``.
 
     Raises
     ------
@@ -96,14 +155,14 @@ def resolve(specs: list[str]) -> list[PieceSource]:
         For a spec that matches nothing (names the spec and the fix).
     """
     corpus = None
-    out: dict[str, PieceSource] = {}
+    found: dict[Path, PieceSource] = {}
     for spec in specs:
         path = Path(spec)
         if path.suffix in SCORE_SUFFIXES and (path.is_file() or "/" not in spec or path.exists()):
             if not path.is_file():
                 raise ValueError(f"{spec}: score file not found; check the path")
-            src = PieceSource(piece_name(path.stem), path.resolve(), reduce=False)
-            out[src.name] = src
+            path = path.resolve()
+            found.setdefault(path, PieceSource(piece_name(path.stem, exact=True), path, reduce=False))
             continue
         corpus = corpus if corpus is not None else corpus_names()
         matches = fnmatch.filter(corpus, spec) if any(c in spec for c in "*?[") else (
@@ -112,9 +171,19 @@ def resolve(specs: list[str]) -> list[PieceSource]:
             raise ValueError(f"{spec}: no such score in music21's corpus or on disk; "
                              "give a corpus name like bach/bwv846 or a score file path")
         for name in matches:
-            src = PieceSource(piece_name(name), corpus[name], reduce=_needs_reduction(name))
-            out[src.name] = src
-    return list(out.values())
+            found.setdefault(corpus[name], PieceSource(piece_name(name), corpus[name],
+                                                       reduce=_needs_reduction(name)))
+    by_name: dict[str, list[PieceSource]] = {}
+    for src in found.values():
+        by_name.setdefault(src.name, []).append(src)
+    out = []
+    for name, group in by_name.items():
+        if len(group) == 1:
+            out.extend(group)
+        else:
+            out.extend(PieceSource(f"{name}-{_short_hash(str(s.path))}", s.path, s.reduce)
+                       for s in group)
+    return out
 
 
 def default_specs() -> list[str]:

@@ -2,7 +2,9 @@
 
 The same readers serve the real MSMD download and what ``build_dataset.py``
 writes. Every reader checks its file and raises :class:`AsrError` naming the
-file and the fix when it is missing or corrupt.
+file and the fix when it is missing or corrupt. A piece that an older (or
+newer) ``build_dataset.py`` wrote is refused rather than mixed with the
+others: its features are computed differently.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from audio_sheet_retrieval.data.layout import feature_path, parse_performance_name
+from audio_sheet_retrieval.data.layout import (
+    DATA_FORMAT_VERSION,
+    FORMAT_KEY,
+    feature_path,
+    is_other_format,
+    parse_performance_name,
+    read_meta,
+)
 from audio_sheet_retrieval.data.mung import CropObject, read_mung
+from audio_sheet_retrieval.data.splits import load_split  # noqa: F401  (its former home)
 from audio_sheet_retrieval.errors import AsrError
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FIX = "rebuild it with build_dataset.py --pieces <name> --force, or re-download MSMD"
 
 
@@ -125,6 +136,25 @@ class Piece:
         if not self.folder.is_dir():
             raise AsrError(f"{self.folder}: piece not found in the data root; build it with "
                            f"build_dataset.py --pieces ... or fix the split file")
+        self.check_format()
+
+    def check_format(self) -> None:
+        """Refuse a piece that ``build_dataset.py`` wrote in another data format.
+
+        A piece of the real MSMD download has no format key and no builder
+        marker in its ``meta.yml`` and is accepted.
+
+        Raises
+        ------
+        AsrError
+            When the piece's data format is not :data:`DATA_FORMAT_VERSION`.
+        """
+        meta = read_meta(self.folder)  # None: not provably ours; .meta will say what is wrong
+        if meta is not None and is_other_format(meta):
+            version = meta.get(FORMAT_KEY, 1)
+            raise AsrError(f"{self.folder}: built in data format {version}, this version reads "
+                           f"{DATA_FORMAT_VERSION}; rebuild it with build_dataset.py --root {self.root} "
+                           "(it rebuilds pieces of another format)")
 
     @property
     def available_scores(self) -> list[str]:
@@ -142,9 +172,12 @@ class Piece:
         if not path.is_file():
             return {}
         try:
-            return yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
+            meta = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
             raise AsrError(f"{path}: corrupt meta.yml; {_FIX}") from None
+        if not isinstance(meta, dict):
+            raise AsrError(f"{path}: corrupt meta.yml (not a mapping); {_FIX}")
+        return meta
 
     def load_score(self, name: str | None = None) -> Score:
         """A score by name (default: the only or first one)."""
@@ -172,18 +205,3 @@ class Piece:
         key = f"{performance}_note_event_idx"
         return [(o.objid, int(o.data[key])) for page in self.load_score().load_mungos()
                 for o in page if key in o.data]
-
-
-def load_split(path: str | Path) -> dict[str, list[str]]:
-    """A split YAML (``train:``, ``valid:``, ``test:`` lists of piece names)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AsrError(f"{path}: split file not found; build_dataset.py writes "
-                       "<data root>/splits/*.yaml")
-    try:
-        split = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise AsrError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(split, dict) or not any(split.get(k) for k in ("train", "valid", "test")):
-        raise AsrError(f"{path}: a split needs train/valid/test lists of piece names")
-    return {k: list(split.get(k) or []) for k in ("train", "valid", "test")}
