@@ -13,6 +13,7 @@ setup(
     version="0.2.0",
     description="Audio--sheet music cross-modal retrieval (MSMD) in PyTorch",
     packages=find_packages(include=["audio_sheet_retrieval", "audio_sheet_retrieval.*"]),
+    package_data={"audio_sheet_retrieval.data": ["*.yaml"]},
     python_requires=">=3.10",
     install_requires=requirements,
     entry_points={"console_scripts": ["asr = audio_sheet_retrieval.cli:entry"]},

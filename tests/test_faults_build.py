@@ -365,3 +365,19 @@ def test_builder_rebuilds_a_piece_of_an_older_format(one_piece, tmp_path):
     assert [r.status for r in reports] == ["built"]
     assert Piece(root, "bach__bwv259").meta[FORMAT_KEY] == DATA_FORMAT_VERSION
     assert manifest["totals"]["pieces"] == 1
+
+
+def test_default_collection_keeps_the_shipped_models_split():
+    """The default collection splits as the shipped models were trained: their test pieces stay test."""
+    from audio_sheet_retrieval.build.sources import default_specs
+    from audio_sheet_retrieval.data.splits import reference_kinds
+    from audio_sheet_retrieval.pretrained import PRETRAINED_DIR
+
+    split = make_splits([piece_name(s) for s in default_specs()])
+    kind = {n: k for k, ns in split.items() for n in ns}
+    assert len(reference_kinds()) == 419
+    assert all(kind[n] == k for n, k in reference_kinds().items())
+    for model in ("mutopia_ccal_cont_rsz_dense_att", "mutopia_ccal_cont_rsz_dense"):
+        meta = yaml.safe_load((PRETRAINED_DIR / model / "meta.yaml").read_text())
+        assert sorted(meta["test_pieces"]) == sorted(n for n, k in reference_kinds().items()
+                                                     if k == "test")

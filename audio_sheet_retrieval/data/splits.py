@@ -4,13 +4,17 @@ A split is ``{"train": [...], "valid": [...], "test": [...]}``, lists of
 piece names, stored as YAML under ``<root>/splits/``. The builder assigns
 each piece to a kind by a hash of its name, so the assignment of a piece
 never depends on which other pieces exist: adding pieces to a data root never
-moves a training piece into the test set. :func:`split_digest` identifies a
-split by its content (not its file name), for checkpoints and results.
+moves a training piece into the test set. The pieces of the default collection
+keep the kinds they had when the shipped models were trained
+(``reference_split.yaml``, 310/25/84 pieces), so the in-domain test set stays
+the one the model card reports. :func:`split_digest` identifies a split by its
+content (not its file name), for checkpoints and results.
 """
 
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -29,12 +33,23 @@ def _unit_hash(text: str) -> float:
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:13], 16) / 16 ** 13
 
 
+@cache
+def reference_kinds() -> dict[str, str]:
+    """Kind of each piece of the split the shipped models were trained on (piece → kind)."""
+    split = yaml.safe_load((Path(__file__).parent / "reference_split.yaml").read_text())
+    return {name: kind for kind in KINDS for name in split[kind]}
+
+
 def split_kind(name: str, seed: int = 0, fractions: dict[str, float] = SPLIT_FRACTIONS) -> str:
     """The kind (``"train"``, ``"valid"`` or ``"test"``) of one piece.
 
-    It depends on the piece's name and ``seed`` only: test with probability
-    ``fractions["test"]``, valid with ``fractions["valid"]``, else train.
+    It depends on the piece's name and ``seed`` only. With ``seed`` 0 (the
+    default) a piece of the reference split keeps its kind there; any other
+    piece is test with probability ``fractions["test"]``, valid with
+    ``fractions["valid"]``, else train, by a hash of its name.
     """
+    if seed == 0 and fractions == SPLIT_FRACTIONS and name in reference_kinds():
+        return reference_kinds()[name]
     u = _unit_hash(f"{seed}/{name}")
     if u < fractions["test"]:
         return "test"
