@@ -13,8 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from audio_sheet_retrieval.data.splits import write_split
 from audio_sheet_retrieval.errors import AsrError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +40,9 @@ def run_demo(data_root: Path, exp_root: Path, out: Path, device: str = "cpu", mi
              jobs: int = 2, log=print) -> Path:
     """Train the demo model on the demo data set and report on it."""
     split = data_root / "splits" / "all_split.yaml"
-    if not split.is_file() or not (data_root / "manifest.yaml").is_file():
-        run(["build_dataset.py", "--demo", "--root", str(data_root), "--jobs", str(jobs)], log)
+    # always run the builder: it skips complete pieces of the current data format in seconds and
+    # rebuilds stale ones (an old root is brought up to date, never mixed)
+    run(["build_dataset.py", "--demo", "--root", str(data_root), "--jobs", str(jobs)], log)
     common = ["--model", "models/demo.py", "--data", "mutopia", "--config", "exp_configs/demo.yaml",
               "--train_split", str(split), "--data_root", str(data_root), "--exp_root", str(exp_root),
               "--device", device]
@@ -64,12 +64,10 @@ def run_quick(data_root: Path, exp_root: Path, out: Path, device: str = "cpu", j
     name = model or pretrained.DEFAULT_MODEL
     meta = pretrained.pretrained_meta(name)
     synth, tempo = meta["config"]["TEST_SYNTH"], meta["config"]["TEST_TEMPO"]
-    split = data_root / "splits" / "pretrained_test_split.yaml"
-    if not split.is_file():
-        run(["build_dataset.py", "--root", str(data_root), "--jobs", str(jobs), "--synths", synth,
-             "--tempi", str(tempo), "--pieces", *meta["test_sources"]], log)
-        built = sorted(p.name for p in data_root.iterdir() if (p / "meta.yml").is_file())
-        split.write_text(yaml.safe_dump({"train": [], "valid": [], "test": built}))
+    run(["build_dataset.py", "--root", str(data_root), "--jobs", str(jobs), "--synths", synth,
+         "--tempi", str(tempo), "--pieces", *meta["test_sources"]], log)
+    split = write_split({"train": [], "valid": [], "test": meta["test_pieces"]},
+                        data_root / "splits" / "pretrained_test_split.yaml")
     common = ["--model", meta["model_file"], "--data", "mutopia", "--train_split", str(split),
               "--data_root", str(data_root), "--exp_root", str(exp_root), "--device", device,
               "--pretrained"]
