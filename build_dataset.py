@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 from audio_sheet_retrieval.config import settings
-from audio_sheet_retrieval.errors import AsrError, run_cli
+from audio_sheet_retrieval.errors import UsageError, run_cli
 
 
 def parse_args():
@@ -79,14 +79,14 @@ def main() -> int:
         for name in args.synths:
             check_synth(get_synth(name))
     except SynthError as err:
-        raise AsrError(str(err)) from None
+        raise UsageError(str(err)) from None
     specs = args.pieces or (demo_specs() if args.demo else default_specs())
     if args.quartets:
         specs = list(specs) + quartet_specs()
     try:
         sources = resolve(specs)
     except ValueError as err:
-        raise AsrError(str(err)) from None
+        raise UsageError(str(err)) from None
     options = BuildOptions(engraver=args.engraver, synths=tuple(args.synths),
                            tempi=tuple(args.tempi), keep_audio=not args.no_audio)
     root = Path(args.root)
