@@ -17,7 +17,7 @@ SPLIT_KEYS = ("train", "valid", "test")
 
 
 def split_digest(split: dict) -> str:
-    """SHA-1 (hex) of a split's content: its train/valid/test lists, each sorted.
+    """SHA-1 (hex) of a split's content: its train/valid/test lists, each sorted, no duplicates.
 
     Parameters
     ----------
@@ -30,5 +30,5 @@ def split_digest(split: dict) -> str:
     str
         40 hex digits.
     """
-    canonical = {k: sorted(str(n) for n in (split.get(k) or [])) for k in SPLIT_KEYS}
+    canonical = {k: sorted({str(n) for n in (split.get(k) or [])}) for k in SPLIT_KEYS}
     return hashlib.sha1(yaml.safe_dump(canonical, sort_keys=True).encode("utf-8")).hexdigest()
