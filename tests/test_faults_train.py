@@ -331,6 +331,11 @@ def _mount_tmpfs(folder: Path, size: str = "64k") -> None:
                     "needs root and mount permission")
 
 
+def _unmount(folder: Path) -> None:
+    # lazy: a file left open by a failing writer must not keep the mount alive
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 def test_a_full_disk_gives_one_line_and_leaves_no_temporary_file(tmp_path):
     from audio_sheet_retrieval.atomic import write_yaml_atomic
     from audio_sheet_retrieval.train.checkpoint import save_atomic
@@ -349,7 +354,7 @@ def test_a_full_disk_gives_one_line_and_leaves_no_temporary_file(tmp_path):
             write_yaml_atomic({"ranks": list(range(40_000))}, disk / "results.yaml")
         assert sorted(p.name for p in disk.iterdir()) == ["params.pt"]
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        _unmount(disk)
 
 
 def test_run_train_on_a_full_disk_exits_1_with_one_line(built_root, tmp_path):
@@ -367,7 +372,7 @@ def test_run_train_on_a_full_disk_exits_1_with_one_line(built_root, tmp_path):
         leftovers = [p.name for p in (disk / "demo").iterdir()] if (disk / "demo").exists() else []
         assert not [n for n in leftovers if n.startswith(".")], leftovers
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        _unmount(disk)
 
 
 # ------------------------------------------------------------------ splits: digests and overlap
