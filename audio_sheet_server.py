@@ -19,10 +19,11 @@ from audio_sheet_retrieval.errors import run_cli
 
 def main() -> int:
     from audio_sheet_retrieval.eval.piece_id import add_server_arguments, run_piece_id, server_options
-    from audio_sheet_retrieval.scripts import experiment_parser, setup_experiment
+    from audio_sheet_retrieval.scripts import add_overlap_argument, experiment_parser, setup_experiment
 
     p = experiment_parser(__doc__.split("\n\n")[0])
     add_server_arguments(p, "A2S")
+    add_overlap_argument(p)
     args = p.parse_args()
     exp = setup_experiment(args, estimate_uv=args.estimate_UV, evaluating=True)
     run_piece_id(exp, args.config, server_options(args, "A2S"))

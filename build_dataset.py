@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from audio_sheet_retrieval.config import settings
-from audio_sheet_retrieval.errors import AsrError, run_cli
+from audio_sheet_retrieval.errors import UsageError, run_cli
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -94,19 +94,19 @@ def main() -> int:
         options = BuildOptions(engraver=args.engraver, synths=tuple(args.synths),
                                tempi=tuple(args.tempi), keep_audio=not args.no_audio)
     except ValueError as err:
-        raise AsrError(str(err)) from None
+        raise UsageError(str(err)) from None
     try:
         for name in args.synths:
             check_synth(get_synth(name))
     except SynthError as err:
-        raise AsrError(str(err)) from None
+        raise UsageError(str(err)) from None
     specs = args.pieces or (demo_specs() if args.demo else default_specs())
     if args.quartets:
         specs = list(specs) + quartet_specs()
     try:
         sources = resolve(specs)
     except ValueError as err:
-        raise AsrError(str(err)) from None
+        raise UsageError(str(err)) from None
     root = Path(args.root)
     try:
         reports, manifest = build_dataset(sources, root, options, jobs=args.jobs, force=args.force,

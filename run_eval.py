@@ -18,8 +18,8 @@ from audio_sheet_retrieval.errors import run_cli
 def main() -> int:
     from pathlib import Path
 
-    from audio_sheet_retrieval.errors import AsrError
-    from audio_sheet_retrieval.scripts import experiment_parser, setup_experiment
+    from audio_sheet_retrieval.errors import UsageError
+    from audio_sheet_retrieval.scripts import add_overlap_argument, experiment_parser, setup_experiment
 
     p = experiment_parser(__doc__.split("\n\n")[0])
     p.add_argument("--estimate_UV", action="store_true",
@@ -32,9 +32,12 @@ def main() -> int:
     p.add_argument("--test_synth", default=None, help="override the config's TEST_SYNTH")
     p.add_argument("--test_tempo", type=float, default=None, help="override the config's TEST_TEMPO")
     p.add_argument("--batch_size", type=int, default=256, help="pairs embedded at a time")
+    add_overlap_argument(p)
     args = p.parse_args()
-    if args.n_test < 1:
-        raise AsrError(f"--n_test must be >= 1, got {args.n_test}")
+    if args.n_test < 2:
+        raise UsageError(f"--n_test must be >= 2 (a ranking needs candidates), got {args.n_test}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch_size must be >= 1, got {args.batch_size}")
     exp = setup_experiment(args, estimate_uv=args.estimate_UV, evaluating=True)
 
     from audio_sheet_retrieval.data.mutopia import load_pools
@@ -47,7 +50,8 @@ def main() -> int:
     from audio_sheet_retrieval.nn.module_loader import model_name
     from audio_sheet_retrieval.train.checkpoint import load_model_state
 
-    load_model_state(exp.model, exp.paths.params)
+    ckpt = load_model_state(exp.model, exp.paths.params, exp.name)
+    provenance = exp.evaluation_provenance(ckpt, args.allow_train_overlap)
     config = with_test_conditions(exp.config, args.test_synth, args.test_tempo)
     synth, tempo = config["TEST_SYNTH"], float(config["TEST_TEMPO"])
     pool = load_pools(exp.data_root, exp.split_file, config, kinds=("test",))["test"]
@@ -64,7 +68,7 @@ def main() -> int:
                          synth if synth != exp.config["TEST_SYNTH"] else None)
         meta = {"model": model_name(args.model), "estimate_UV": bool(args.estimate_UV),
                 "config": Path(args.config).stem, "split": exp.split_file.stem,
-                "test_synth": synth, "test_tempo": tempo}
+                "test_synth": synth, "test_tempo": tempo, **provenance}
         for path in dump_snippet_results(result, exp.paths.folder, stem, meta):
             print(f"wrote {path}")
     return 0

@@ -23,11 +23,18 @@ def main() -> int:
     p.add_argument("--max_minutes", type=float, default=None,
                    help="wall-clock budget: stop before an epoch that would overrun it")
     args = p.parse_args()
-    if args.pretrained:
-        from audio_sheet_retrieval.errors import AsrError
+    from audio_sheet_retrieval.errors import UsageError
 
-        raise AsrError("--pretrained selects a shipped model for evaluation; training writes "
-                       "its own parameters under --exp_root (drop --pretrained)")
+    if args.pretrained:
+        raise UsageError("--pretrained selects a shipped model for evaluation; training writes "
+                         "its own parameters under --exp_root (drop --pretrained)")
+    for flag, value, least in (("--max_epochs", args.max_epochs, 1),
+                               ("--epoch_samples", args.epoch_samples, 1),
+                               ("--n_valid", args.n_valid, 2)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be >= {least}, got {value}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise UsageError(f"--max_minutes must be > 0, got {args.max_minutes}")
     exp = setup_experiment(args)
     if args.show_architecture:
         print(exp.model)
@@ -46,7 +53,7 @@ def main() -> int:
                            max_epochs=args.max_epochs, seed=args.seed, dump=not args.no_dump,
                            max_minutes=args.max_minutes)
     state = fit(exp.model, pools["train"], pools["valid"], exp.paths, exp.device, options,
-                resume=args.resume)
+                resume=args.resume, record=exp.record())
     print(f"best valid MRR {state.best_mrr:.4f} at epoch {state.best_epoch}"
           + ("" if args.no_dump else f"; parameters: {exp.paths.params}"))
     return 0

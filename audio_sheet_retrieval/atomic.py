@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from audio_sheet_retrieval.errors import AsrError
+
 
 def _default_mode() -> int:
     """Permissions of a new regular file under the current umask (mkstemp makes 0600)."""
@@ -42,17 +44,27 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     Path
         An empty temporary file in ``path``'s folder. When the block ends
         normally it replaces ``path``; when it raises it is deleted.
+
+    Raises
+    ------
+    AsrError
+        When the folder cannot be created or the file cannot be written
+        (``OSError`` such as ENOSPC, a full disk, in the block included).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, a read-only folder: one line naming the target
+        raise AsrError(f"{path}: cannot write it ({err.strerror or err}); free disk space or "
+                       "choose a writable folder (nothing was changed)") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

@@ -64,12 +64,14 @@ def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu
     meta : dict
         The model description.
     """
-    from audio_sheet_retrieval.nn.module_loader import load_model_module
+    from audio_sheet_retrieval.nn.module_loader import build_from_module, load_model_module
     from audio_sheet_retrieval.train.checkpoint import load_model_state
 
     meta = pretrained_meta(name)
     config = validate_config(meta["config"], f"pretrained/{name}/meta.yaml")
     module = load_model_module(REPO_ROOT / meta["model_file"])
-    model = module.build_model(config).to(device)
+    # 'spec': fields of the model file's spec that the shipped weights were trained without
+    model = build_from_module(module, config, meta.get("spec"),
+                              f"pretrained/{name}/meta.yaml").to(device)
     load_model_state(model, pretrained_params(name))
     return model.eval(), config, meta

@@ -1,4 +1,11 @@
-"""Argument parsing and set-up shared by the top-level scripts (run_train, refine_cca, run_eval...)."""
+"""Argument parsing and set-up shared by the top-level scripts (run_train, refine_cca, run_eval...).
+
+Exit statuses (through :func:`audio_sheet_retrieval.errors.run_cli`): 2 for a
+wrong command line (argparse's own errors and :class:`UsageError`: a bad
+option value, a missing model, config or split file), 1 for everything that
+goes wrong at run time (:class:`AsrError`: a corrupt data file, a diverged
+training, a full disk), 0 on success.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,8 @@ import torch
 
 from audio_sheet_retrieval.config import settings
 from audio_sheet_retrieval.config.exp_config import load_config
-from audio_sheet_retrieval.errors import AsrError
-from audio_sheet_retrieval.nn.module_loader import load_model_module, model_name
+from audio_sheet_retrieval.errors import UsageError
+from audio_sheet_retrieval.nn.module_loader import build_from_module, load_model_module, model_name
 from audio_sheet_retrieval.train.experiment import ExperimentPaths, parse_device
 
 
@@ -48,6 +55,62 @@ class Experiment:
     data_root: Path
     paths: ExperimentPaths
     device: torch.device
+    name: str = ""
+    """The model file's name (``demo`` for ``models/demo.py``)."""
+
+    def record(self) -> dict:
+        """What the experiment's checkpoints and results record of it (plain data).
+
+        The model's name, the config, and the split's provenance: file, content
+        digest, train/valid pieces and the data manifest's digest (see
+        :func:`~audio_sheet_retrieval.data.mutopia.split_provenance`).
+        """
+        from audio_sheet_retrieval.data.mutopia import split_provenance
+
+        prov = split_provenance(self.data_root, self.split_file)
+        prov.pop("test_pieces")
+        return {"model": self.name, "config": self.config, **prov}
+
+    def evaluation_provenance(self, ckpt: dict, allow_overlap: bool = False) -> dict:
+        """Check that the split's test pieces are unseen by the parameters; fields for results.
+
+        Parameters
+        ----------
+        ckpt : dict
+            The loaded parameters (``paths.params``).
+        allow_overlap : bool
+            ``--allow_train_overlap``: warn instead of refusing.
+
+        Returns
+        -------
+        dict
+            See :func:`~audio_sheet_retrieval.train.checkpoint.eval_provenance`.
+
+        Raises
+        ------
+        AsrError
+            When test pieces were training pieces and ``allow_overlap`` is False.
+        """
+        from audio_sheet_retrieval.data.mutopia import split_provenance
+        from audio_sheet_retrieval.train.checkpoint import check_unseen, eval_provenance
+
+        prov = split_provenance(self.data_root, self.split_file)
+        overlap = check_unseen(ckpt, self.paths.params, prov["test_pieces"], self.split_file,
+                               allow_overlap)
+        if overlap is None:
+            print(f"note: {self.paths.params} records no training pieces; the test pieces of "
+                  f"{self.split_file} cannot be checked against them")
+        elif overlap:
+            print(f"warning: {len(overlap)} test piece(s) of {self.split_file} were training "
+                  "pieces (--allow_train_overlap); the figures do not measure generalisation")
+        return eval_provenance(ckpt, prov, overlap)
+
+
+def add_overlap_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow_train_overlap`` for the evaluation scripts."""
+    parser.add_argument("--allow_train_overlap", action="store_true",
+                        help="evaluate even if test pieces were training pieces of the parameters "
+                             "(smoke tests on tiny data only; recorded in the result files)")
 
 
 def setup_experiment(args: argparse.Namespace, estimate_uv: bool = False,
@@ -65,34 +128,45 @@ def setup_experiment(args: argparse.Namespace, estimate_uv: bool = False,
     name = model_name(args.model)
     use_shipped = bool(getattr(args, "pretrained", False))
     if use_shipped:
+        if name not in pretrained.available():
+            raise UsageError(f"--pretrained: no shipped model called {name!r} (shipped: "
+                             f"{', '.join(pretrained.available()) or 'none'}); drop --pretrained "
+                             "or pass one of those model files")
         meta = pretrained.pretrained_meta(name)
         args.config = args.config or str(pretrained.REPO_ROOT / meta["config_file"])
     if args.config is None:
-        raise AsrError("--config is required (e.g. --config exp_configs/full_aug.yaml), "
-                       "unless --pretrained")
+        raise UsageError("--config is required (e.g. --config exp_configs/full_aug.yaml), "
+                         "unless --pretrained")
+    if not Path(args.config).is_file():
+        raise UsageError(f"--config {args.config}: config file not found; pick one of "
+                         "exp_configs/*.yaml")
     module = load_model_module(args.model)
     config = load_config(args.config)
     data_root = Path(args.data_root)
     split_file = Path(args.train_split) if args.train_split else data_root / "splits" / "all_split.yaml"
     if not split_file.is_file():
-        raise AsrError(f"{split_file}: split file not found; pass --train_split or build data "
-                       "with build_dataset.py")
-    torch.manual_seed(args.seed)
-    try:
-        model = module.build_model(config).to(device)
-    except (ValueError, KeyError) as err:
-        raise AsrError(f"{args.model}: cannot build the model for {args.config} ({err})") from None
+        raise UsageError(f"{split_file}: split file not found; pass --train_split or build data "
+                         "with build_dataset.py")
     paths = ExperimentPaths.create(args.exp_root, name, split_file, args.config,
                                    estimate_uv=estimate_uv)
     if evaluating and not use_shipped and not paths.params.exists() and name in pretrained.available():
         print(f"note: {paths.params} not found; using the shipped model pretrained/{name}")
         use_shipped = True
+    overrides = None
     if use_shipped:
-        shipped = pretrained.pretrained_meta(name)["config"]
+        meta = pretrained.pretrained_meta(name)
+        shipped = meta["config"]
         if shipped["SPEC_CONTEXT"] != config["SPEC_CONTEXT"]:
-            raise AsrError(f"{args.config}: SPEC_CONTEXT {config['SPEC_CONTEXT']} differs from the "
-                           f"shipped model's {shipped['SPEC_CONTEXT']}; use a config with "
-                           f"{shipped['SPEC_CONTEXT']} frames")
+            raise UsageError(f"{args.config}: SPEC_CONTEXT {config['SPEC_CONTEXT']} differs from "
+                             f"the shipped model's {shipped['SPEC_CONTEXT']}; use a config with "
+                             f"{shipped['SPEC_CONTEXT']} frames")
+        overrides = meta.get("spec")  # spec fields the shipped weights were trained with
         paths = ExperimentPaths(Path(args.exp_root) / f"{name}_pretrained", paths.tag,
                                 pretrained.pretrained_params(name))
-    return Experiment(module, model, config, split_file, data_root, paths, device)
+    torch.manual_seed(args.seed)
+    try:
+        model = build_from_module(module, config, overrides,
+                                  f"pretrained/{name}/meta.yaml").to(device)
+    except (ValueError, KeyError) as err:
+        raise UsageError(f"{args.model}: cannot build the model for {args.config} ({err})") from None
+    return Experiment(module, model, config, split_file, data_root, paths, device, name)

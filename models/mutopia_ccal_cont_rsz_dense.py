@@ -2,8 +2,11 @@
 
 As BL1, but each encoder ends with a linear layer from the flattened 32-channel
 map to 32 dimensions instead of global average pooling, so the code keeps
-where in the snippet/excerpt things happen. Early stopping after 60 epochs
-without improvement, 5 refinement steps.
+where in the snippet/excerpt things happen. As in the original, the audio
+encoder batch-normalises its 1×1 convolution before that layer and the sheet
+encoder does not (the shipped ``pretrained/`` BL2 was trained without that
+batch norm; its ``meta.yaml`` selects ``audio_dense_norm: false``). Early
+stopping after 60 epochs without improvement, 5 refinement steps.
 """
 
 from audio_sheet_retrieval.nn import ModelSpec, TwoBranchModel
@@ -12,6 +15,7 @@ SPEC = ModelSpec(
     sheet_shape=(80, 100),    # rows, columns in pixels after the ½ resize
     n_filters=24,
     head="dense",
+    audio_dense_norm=True,    # batch norm on the audio 1×1 convolution, as the original
     attention=False,
     projection="cca",
     patience=60,

@@ -2,7 +2,10 @@
 
 A separate CNN (F=24) weights the frames of each excerpt before the audio
 encoder (see ``audio_sheet_retrieval.nn.attention``); used with the medium and
-long contexts (SPEC_CONTEXT 84, 168). Early stopping after 60 epochs without
+long contexts (SPEC_CONTEXT 84, 168). Like BL2, the audio encoder
+batch-normalises its 1×1 convolution before the dense layer (the shipped
+model was trained without it: its ``meta.yaml`` selects
+``audio_dense_norm: false``). Early stopping after 60 epochs without
 improvement, 5 refinement steps.
 """
 
@@ -12,6 +15,7 @@ SPEC = ModelSpec(
     sheet_shape=(80, 100),    # rows, columns in pixels after the ½ resize
     n_filters=24,
     head="dense",
+    audio_dense_norm=True,    # batch norm on the audio 1×1 convolution, as the original
     attention=True,
     attention_filters=24,
     projection="cca",

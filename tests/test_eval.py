@@ -257,7 +257,7 @@ def scripted(built_root, tmp_path_factory):
     env = {"CONFIGS": "demo", "N_TRAIN": "300", "N_TEST": "50",
            "EXTRA_ARGS": f"--data_root {built_root} --exp_root {exp_root}",
            "TRAIN_ARGS": "--max_epochs 1 --epoch_samples 200 --n_valid 100",
-           "EVAL_ARGS": "--test_synth TimGM6mbPiano"}
+           "EVAL_ARGS": "--test_synth TimGM6mbPiano --allow_train_overlap"}   # 2 pieces: test = train
     procs = {}
     for script in ("train_models.sh", "eval_models.sh"):
         procs[script] = _run("bash", script, "cpu", "models/demo.py", str(split), env=env)
@@ -266,7 +266,8 @@ def scripted(built_root, tmp_path_factory):
                                             str(split), env=env)
     common = ["--model", "models/demo.py", "--config", "exp_configs/demo.yaml", "--train_split",
               str(split), "--data_root", str(built_root), "--exp_root", str(exp_root),
-              "--estimate_UV", "--test_synth", "TimGM6mbPiano", "--n_queries", "20"]
+              "--estimate_UV", "--test_synth", "TimGM6mbPiano", "--n_queries", "20",
+              "--allow_train_overlap"]
     return {"procs": procs, "exp_root": exp_root, "split": split, "common": common, "tmp": tmp}
 
 
@@ -287,6 +288,9 @@ def test_shell_scripts_run_end_to_end(scripted):
         ident = yaml.safe_load((folder / f"retrieval_{tag}_{direction}_TimGM6mbPiano_1000.yaml")
                                .read_text())
         assert sorted(ident["pieces"]) == PIECES and set(ident["ranks"]) <= {1, 2}
+        for dump in (data, ident):   # provenance: the split's digest, the trained-on overlap
+            assert dump["split_digest"] == dump["params_split_digest"] and len(dump["split_digest"]) == 40
+            assert dump["train_test_overlap"] == PIECES
     rows = collect_results([folder])
     assert {(r["direction"], r["config"]) for r in rows} == {("S2A", "demo"), ("A2S", "demo")}
     assert all(r["R@1"] is not None and r["ID top-1"] is not None for r in rows)
@@ -333,11 +337,11 @@ def test_bad_query_files_give_one_line(scripted):
         with pytest.raises(AsrError) as err:
             fn([path], 10) if fn is page_file_queries else fn(path, 10, 42)
         assert "\n" not in str(err.value) and message in str(err.value) and str(path) in str(err.value)
-    # and through the scripts: one line on stderr, exit status 2
+    # and through the scripts: one line on stderr, exit status 1 (a bad file, not a bad option)
     for script, path, message in [("audio_sheet_server.py", short, "shorter than one excerpt"),
                                   ("sheet_audio_server.py", text, "not a readable image")]:
         proc = _run(sys.executable, script, *scripted["common"], "--query", str(path))
-        assert proc.returncode == 2, (script, path, proc.stderr)
+        assert proc.returncode == 1, (script, path, proc.stderr)
         assert proc.stderr.count("\n") == 1 and message in proc.stderr and str(path) in proc.stderr
 
 

@@ -55,7 +55,7 @@ def test_training_lowers_loss_and_lifts_mrr(train_setup, tmp_path):
     assert state.best_mrr > 4 * chance and state.best_mrr > 2 * mrr_before
     assert paths.params.is_file() and paths.results.is_file() and paths.curves_png.is_file()
     loaded = torch.load(paths.params, weights_only=True)
-    assert set(loaded) == {"model"}
+    assert set(loaded) == {"model", "meta"} and loaded["meta"]["spec"]["n_filters"] == 8
 
 
 def test_resume_gives_the_same_state(train_setup, tmp_path):
@@ -116,12 +116,12 @@ def test_bad_training_input_is_one_line(built_root, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("SHEET_CONTEXT: 200\n")
     proc = _script("run_train.py", "--model", "models/demo.py", "--config", str(bad), *common)
-    assert proc.returncode == 2 and "missing key" in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.returncode == 1 and "missing key" in proc.stderr and proc.stderr.count("\n") == 1
     empty = tmp_path / "empty.yaml"
     empty.write_text("train: []\nvalid: []\ntest: [bach__bwv259]\n")
     proc = _script("run_train.py", "--model", "models/demo.py", "--config", "exp_configs/demo.yaml",
                    "--train_split", str(empty), "--data_root", str(built_root), "--exp_root", str(tmp_path))
-    assert proc.returncode == 2 and "train list is empty" in proc.stderr
+    assert proc.returncode == 1 and "train list is empty" in proc.stderr
     proc = _script("run_train.py", "--model", "models/demo.py", "--config", "exp_configs/demo.yaml",
                    "--device", "cuda0", *common)
     if not torch.cuda.is_available():

@@ -106,24 +106,37 @@ class Performance:
         raise AsrError(f"{self.folder}: no {self.name}.flac; {_FIX} (keep audio)")
 
     def load_spectrogram(self, mmap: bool = False, n_bins: int | None = None) -> np.ndarray:
-        """(bins, frames) float32 log spectrogram."""
+        """(bins, frames) float log spectrogram, checked: >= 1 frame, finite values."""
         path = feature_path(self.folder, "spec")
         spec = load_npy(path, "spectrogram", mmap=mmap)
-        if spec.ndim != 2 or (n_bins is not None and spec.shape[0] != n_bins):
-            raise AsrError(f"{path}: spectrogram of shape {spec.shape}, expected ({n_bins}, frames); {_FIX}")
+        if (spec.ndim != 2 or (n_bins is not None and spec.shape[0] != n_bins) or spec.shape[1] < 1
+                or not np.issubdtype(spec.dtype, np.floating)):
+            raise AsrError(f"{path}: spectrogram of shape {spec.shape} ({spec.dtype}), expected "
+                           f"({n_bins or 'bins'}, frames) float; {_FIX}")
+        if not np.isfinite(spec).all():
+            raise AsrError(f"{path}: spectrogram holds NaN or infinite values; {_FIX}")
         return spec
 
     def load_note_events(self) -> np.ndarray:
-        """(N, 5) note events: onset (s), pitch, duration (s), track, channel."""
+        """(N, 5) note events: onset (s), pitch, duration (s), track, channel; finite."""
         path = feature_path(self.folder, "notes")
         notes = load_npy(path, "note events")
-        if notes.ndim != 2 or notes.shape[1] < 3:
+        if notes.ndim != 2 or notes.shape[1] < 3 or not np.issubdtype(notes.dtype, np.number):
             raise AsrError(f"{path}: note events of shape {notes.shape}, expected (N, 5); {_FIX}")
+        if not np.isfinite(notes).all():
+            raise AsrError(f"{path}: note events hold NaN or infinite values; {_FIX}")
         return notes
 
     def load_onsets(self) -> np.ndarray:
-        """(N,) onset frame of each note event."""
-        return load_npy(feature_path(self.folder, "onsets"), "onset frames")
+        """(N,) onset frame of each note event: whole numbers >= 0, as int64."""
+        path = feature_path(self.folder, "onsets")
+        onsets = load_npy(path, "onset frames")
+        if (onsets.ndim != 1 or not np.issubdtype(onsets.dtype, np.number)
+                or not np.all(np.isfinite(onsets)) or np.any(onsets < 0)
+                or np.any(onsets != np.round(onsets))):
+            raise AsrError(f"{path}: onset frames must be (N,) whole numbers >= 0, got shape "
+                           f"{onsets.shape} ({onsets.dtype}); {_FIX}")
+        return onsets.astype(np.int64)
 
 
 class Piece:
@@ -200,8 +213,13 @@ class Piece:
             _ = perf.audio_path
         return perf
 
-    def load_alignment(self, performance: str) -> list[tuple[int, int]]:
-        """(notehead object id, note event index) pairs of a performance, all pages."""
+    def load_alignment(self, performance: str) -> list[tuple[int, int, int]]:
+        """(page index, notehead object id, note event index) of a performance, all pages.
+
+        Object ids restart on every page: ``(page, id)`` identifies a notehead.
+        """
         key = f"{performance}_note_event_idx"
-        return [(o.objid, int(o.data[key])) for page in self.load_score().load_mungos()
-                for o in page if key in o.data]
+        return [(page, o.objid, int(o.data[key]))
+                for page, objs in enumerate(self.load_score().load_mungos())
+                for o in objs if key in o.data]
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tqdm import tqdm
@@ -9,14 +10,43 @@ from tqdm import tqdm
 from audio_sheet_retrieval.data.msmd import Piece, load_split
 from audio_sheet_retrieval.data.pools import Augmentation, SnippetPool
 from audio_sheet_retrieval.data.prepare import prepare_piece
-from audio_sheet_retrieval.errors import AsrError
+from audio_sheet_retrieval.data.splits import split_digest
+from audio_sheet_retrieval.errors import AsrError, UsageError
+
+
+def manifest_digest(root: str | Path) -> str | None:
+    """SHA-1 (hex) of ``<root>/manifest.yaml``, or None for a root without one (e.g. MSMD)."""
+    path = Path(root) / "manifest.yaml"
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise AsrError(f"{path}: unreadable ({err.strerror or err})") from None
+
+
+def split_provenance(root: str | Path, split_file: str | Path) -> dict:
+    """What an experiment records of its data: the split's content and the data's manifest.
+
+    Returns
+    -------
+    dict
+        ``split_file`` (str), ``split_digest`` (see
+        :func:`~audio_sheet_retrieval.data.splits.split_digest`), ``data_root``,
+        ``data_manifest_sha1`` (None without a manifest), and the sorted
+        ``train_pieces``, ``valid_pieces`` and ``test_pieces``.
+    """
+    split = load_split(split_file)
+    return {"split_file": str(split_file), "split_digest": split_digest(split),
+            "data_root": str(root), "data_manifest_sha1": manifest_digest(root),
+            **{f"{k}_pieces": sorted(split[k]) for k in ("train", "valid", "test")}}
 
 
 def check_split_pieces(root: Path, split: dict[str, list[str]], split_file: str | Path) -> None:
     """Raise :class:`AsrError` if the split names pieces absent from ``root``."""
     if not Path(root).is_dir():
-        raise AsrError(f"{root}: data root not found; build data with build_dataset.py "
-                       "or set DATA_ROOT_MSMD")
+        raise UsageError(f"{root}: data root not found; pass --data_root, set DATA_ROOT_MSMD, "
+                         "or build data with build_dataset.py")
     absent = [n for names in split.values() for n in names if not (Path(root) / n).is_dir()]
     if absent:
         more = f" (+{len(absent) - 3} more)" if len(absent) > 3 else ""

@@ -11,9 +11,8 @@ from matplotlib.figure import Figure
 
 from audio_sheet_retrieval.atomic import save_figure_atomic
 from audio_sheet_retrieval.data.msmd import Piece
-from audio_sheet_retrieval.data.mung import NOTEHEAD_CLASSES
 from audio_sheet_retrieval.data.pools import SnippetPool
-from audio_sheet_retrieval.data.prepare import prepare_piece
+from audio_sheet_retrieval.data.prepare import place_noteheads, prepare_piece
 
 
 def plot_alignment(piece: Piece, performance: str, system: int, path: Path) -> Path:
@@ -37,16 +36,10 @@ def plot_alignment(piece: Piece, performance: str, system: int, path: Path) -> P
     x0 = unrolled.x_offsets[system]
     x1 = x0 + int(round(unrolled.systems[system].right - unrolled.systems[system].left))
     key = f"{performance}_onset_seconds"
-    heads = []  # (strip row, strip col, onset s)
-    for page, objs in enumerate(piece.load_score().load_mungos()):
-        for o in objs:
-            if o.clsname in NOTEHEAD_CLASSES and key in o.data:
-                row, col = o.middle
-                k = unrolled.system_of(page, row)
-                if k == system:
-                    r, c = unrolled.to_strip(k, row, col)
-                    heads.append((r, c, float(o.data[key])))
-    heads = np.array(heads).reshape(-1, 3)
+    # (strip row, strip col, onset s) of the system's noteheads, placed as the pools place them
+    heads = np.array([(h.row, h.x, float(h.data[key]))
+                      for h in place_noteheads(piece.load_score().load_mungos(), unrolled)
+                      if h.system == system and key in h.data]).reshape(-1, 3)
     spec = perf.load_spectrogram()
     fps = 20
     t0, t1 = (heads[:, 2].min() - 0.5, heads[:, 2].max() + 1.0) if len(heads) else (0.0, 5.0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audio_sheet_retrieval.data.prepare import PreparedPiece
+from audio_sheet_retrieval.errors import AsrError
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,60 @@ class SnippetPool:
             specs[b] = spec_excerpt(perf.spec, int(self.entity_frame[e] + dfs[b]), self.spec_context)
         return sheets, specs
 
+    def describe(self, limit: int = 3) -> str:
+        """A short account of the pool for messages: pairs, pieces, performances."""
+        counts = np.bincount(self.entity_piece, minlength=len(self.pieces))
+        names = ", ".join(f"{p.name} ({c})" for p, c in list(zip(self.pieces, counts))[:limit])
+        more = f" and {len(self.pieces) - limit} more" if len(self.pieces) > limit else ""
+        return (f"{len(self)} pair(s) from {len(self.pieces)} piece(s) and {len(self.perfs)} "
+                f"performance(s): {names or 'none'}{more}")
+
+    def require(self, minimum: int, kind: str, purpose: str) -> None:
+        """Refuse a pool with fewer than ``minimum`` distinct pairs.
+
+        Parameters
+        ----------
+        minimum : int
+            Pairs needed.
+        kind : str
+            ``"train"``, ``"valid"`` or ``"test"`` (the split list to extend).
+        purpose : str
+            What needs them, e.g. ``"a training batch"``.
+
+        Raises
+        ------
+        AsrError
+            One line: what the pool holds, what is needed and the fix.
+        """
+        if len(self) < minimum:
+            raise AsrError(f"the {kind} pool has {self.describe()}; {purpose} needs at least "
+                           f"{minimum} distinct pairs: add pieces to the split's {kind} list "
+                           "(or build performances of the config's synths for them)")
+
     def batches(self, batch_size: int, rng: np.random.Generator, augment: bool = True):
-        """Endless shuffled batches; reshuffles after every full pass."""
+        """Endless shuffled batches of at most ``batch_size`` pairs.
+
+        Every pass visits each pair once, in a fresh order, split into
+        ``ceil(len(self) / batch_size)`` batches of nearly equal size (none
+        smaller than ``batch_size // 2`` unless the pool is): a pool smaller
+        than one batch yields the whole pool each time, and no remainder is
+        dropped. The CCA layer needs 2 pairs per batch, so the pool must hold
+        at least 2.
+
+        Yields
+        ------
+        sheets, specs : np.ndarray
+            As :meth:`pairs`.
+
+        Raises
+        ------
+        AsrError
+            For a pool of fewer than 2 pairs.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.require(2, "train", "a batch")
         while True:
             order = rng.permutation(len(self))
-            for lo in range(0, len(order) - batch_size + 1, batch_size):
-                yield self.pairs(order[lo:lo + batch_size], augment=augment, rng=rng)
+            for chunk in np.array_split(order, -(-len(order) // batch_size)):
+                yield self.pairs(chunk, augment=augment, rng=rng)

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from audio_sheet_retrieval.data.pools import SnippetPool
-from audio_sheet_retrieval.errors import AsrError
+from audio_sheet_retrieval.errors import AsrError, UsageError
 from audio_sheet_retrieval.eval.metrics import mean_reciprocal_rank
 from audio_sheet_retrieval.eval.queries import audio_file_queries, page_file_queries, pool_queries
 from audio_sheet_retrieval.eval.search import VOTE_NORMS, PieceRanking, identify
@@ -205,6 +205,9 @@ class PieceIdOptions:
     batch_size : int
         Snippets embedded at a time.
     progress : bool
+    allow_train_overlap : bool
+        Evaluate even if test pieces were training pieces of the parameters
+        (``--allow_train_overlap``; recorded in the dump).
     """
 
     direction: str
@@ -220,6 +223,7 @@ class PieceIdOptions:
     top: int = 10
     batch_size: int = 256
     progress: bool = True
+    allow_train_overlap: bool = False
 
 
 _SERVER_HELP = {
@@ -278,13 +282,14 @@ def server_options(args: argparse.Namespace, direction: str) -> PieceIdOptions:
         query = tuple(args.query)
     return PieceIdOptions(direction, args.n_queries, args.k, args.vote_norm,
                           getattr(args, f"init_{DB_KIND[direction]}_db"), args.full_eval,
-                          args.dump_results, query, args.test_synth, args.test_tempo, args.top)
+                          args.dump_results, query, args.test_synth, args.test_tempo, args.top,
+                          allow_train_overlap=bool(getattr(args, "allow_train_overlap", False)))
 
 
 def _query_inputs(options: PieceIdOptions, config: dict) -> np.ndarray:
     if options.direction == "A2S":
         if len(options.query) != 1:
-            raise AsrError(f"--query takes one recording, got {len(options.query)} files")
+            raise UsageError(f"--query takes one recording, got {len(options.query)} files")
         return audio_file_queries(options.query[0], options.n_queries, config["SPEC_CONTEXT"])
     return page_file_queries(list(options.query), options.n_queries, config["STAFF_HEIGHT"],
                              config["SHEET_CONTEXT"])
@@ -317,20 +322,25 @@ def run_piece_id(exp, config_file: str | Path, options: PieceIdOptions,
 
     if options.direction not in DB_KIND:
         raise ValueError(f"direction must be one of {tuple(DB_KIND)}, got {options.direction!r}")
-    if options.n_queries < 1 or options.k < 1:
-        raise AsrError(f"--n_queries and --k must be >= 1, got {options.n_queries} and {options.k}")
+    if options.n_queries < 1 or options.k < 1 or options.top < 1:
+        raise UsageError(f"--n_queries, --k and --top must be >= 1, got {options.n_queries}, "
+                         f"{options.k} and {options.top}")
     config = with_test_conditions(exp.config, options.test_synth, options.test_tempo)
     synth, tempo = config["TEST_SYNTH"], float(config["TEST_TEMPO"])
     kind = DB_KIND[options.direction]
     query_kind = "audio" if kind == "sheet" else "sheet"
     query_inputs = _query_inputs(options, config) if options.query else None
-    load_model_state(exp.model, exp.paths.params)
+    ckpt = load_model_state(exp.model, exp.paths.params, getattr(exp, "name", None))
     pools: dict[str, SnippetPool] = {}
 
     def test_pool() -> SnippetPool:
         if not pools:
             pools.update(load_pools(exp.data_root, exp.split_file, config, kinds=("test",),
                                     progress=options.progress))
+            if len(pools["test"].pieces) < 2:
+                raise AsrError(f"{exp.split_file}: the test pool has {pools['test'].describe()}; "
+                               "identifying a piece needs at least 2 candidate pieces: add "
+                               "pieces to the split's test list")
         return pools["test"]
 
     def build() -> SnippetDB:
@@ -350,6 +360,7 @@ def run_piece_id(exp, config_file: str | Path, options: PieceIdOptions,
         log(f"{' '.join(options.query)}: {len(query_inputs)} {query_kind} snippets, k={options.k}")
         log(format_ranking(out, options.top))
     if options.full_eval:
+        provenance = exp.evaluation_provenance(ckpt, options.allow_train_overlap)
         pool = test_pool()
         out = evaluate_piece_id(pool_queries(pool, query_kind, options.n_queries), embed, db,
                                 options.k, options.direction, exp.device, options.progress,
@@ -370,7 +381,7 @@ def run_piece_id(exp, config_file: str | Path, options: PieceIdOptions,
                 "config": Path(config_file).stem, "split": exp.split_file.stem,
                 "test_synth": synth, "test_tempo": tempo, "k": options.k,
                 "vote_norm": options.vote_norm,
-                "n_queries": options.n_queries}, exp.paths.folder / f"{stem}.yaml")
+                "n_queries": options.n_queries, **provenance}, exp.paths.folder / f"{stem}.yaml")
             log(f"results: {written}")
     if out is None:
         log("database ready; pass --full_eval to identify every test piece or --query FILE "

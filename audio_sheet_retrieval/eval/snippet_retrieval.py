@@ -227,9 +227,17 @@ def snippet_retrieval(model, pool: SnippetPool, n_test: int = 2000, direction: s
     Returns
     -------
     SnippetRetrieval
+
+    Raises
+    ------
+    AsrError
+        For a test pool of fewer than 2 pairs (every rank would be 1).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if n_test < 2:
+        raise ValueError(f"n_test must be >= 2 (a ranking needs candidates), got {n_test}")
+    pool.require(2, "test", "a ranking")
     indices = evenly_spaced(len(pool), n_test)
     z_sheet, z_audio = embed_pool_pairs(model, pool, indices, batch_size, progress)
     ranks, partner = rank_directions(z_sheet, z_audio, direction)

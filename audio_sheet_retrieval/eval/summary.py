@@ -125,7 +125,7 @@ def markdown_table(rows: list[dict], columns: Sequence[str],
 # ----------------------------------------------------------------- collecting
 
 TABLE_COLUMNS = ("model", "config", "direction", "test", "R@1", "R@5", "R@25", "MRR", "MedR",
-                 "ID top-1", "ID top-5")
+                 "ID top-1", "ID top-5", "split")
 
 
 def _read_yaml(path: Path):
@@ -135,8 +135,14 @@ def _read_yaml(path: Path):
         raise AsrError(f"{path}: not a readable result YAML ({str(err).splitlines()[0]})") from None
 
 
+def _split_label(data: dict) -> str:
+    """``<split stem> <digest[:8]>`` of a result file (results of different splits never merge)."""
+    label = str(data.get("split", "-"))
+    return f"{label} {data['split_digest'][:8]}" if data.get("split_digest") else label
+
+
 def _key(data: dict, folder: Path, stem: str, prefix: str) -> tuple:
-    """(model, config, direction, test) of a result file, from its fields or else its name."""
+    """(model, config, direction, test, split) of a result file, from its fields or else its name."""
     parts = stem[len(prefix):].split("_")
     direction = data.get("direction") or next((p for p in parts if p in ("S2A", "A2S")), "?")
     if "model" in data:
@@ -151,7 +157,7 @@ def _key(data: dict, folder: Path, stem: str, prefix: str) -> tuple:
             else "-")
     if data.get("vote_norm", "none") != "none":  # a piece-ID variant: a row of its own
         direction += f" (votes/{data['vote_norm']}, k={data.get('k')})"
-    return model, config, direction, test
+    return model, config, direction, test, _split_label(data)
 
 
 def collect_results(folders: Iterable[str | Path]) -> list[dict]:
@@ -165,7 +171,8 @@ def collect_results(folders: Iterable[str | Path]) -> list[dict]:
     Returns
     -------
     list of dict
-        Keys of :data:`TABLE_COLUMNS`; R@k in %, piece-ID ratios in %.
+        Keys of :data:`TABLE_COLUMNS`; R@k in %, piece-ID ratios in %; ``split`` is
+        the split's name and content digest, so results of two splits stay apart.
     """
     rows: dict[tuple, dict] = {}
     for folder in map(Path, folders):
@@ -191,8 +198,9 @@ def collect_results(folders: Iterable[str | Path]) -> list[dict]:
             row.update({"ID top-1": 100.0 * float(np.mean(ranks == 1)),
                         "ID top-5": 100.0 * float(np.mean(ranks <= 5))})
     out = []
-    for (model, config, direction, test), row in sorted(rows.items()):
-        out.append({"model": model, "config": config, "direction": direction, "test": test, **row})
+    for (model, config, direction, test, split), row in sorted(rows.items()):
+        out.append({"model": model, "config": config, "direction": direction, "test": test, **row,
+                    "split": split})
     return out
 
 

@@ -404,9 +404,17 @@ class CCAProjection(Projection):
         -------
         z1, z2 : Tensor, shape (B, d)
             Canonical variates ``(h1 - μ1) U`` and ``(h2 - μ2) V``.
+
+        Raises
+        ------
+        FloatingPointError
+            In training, when the features hold NaN or infinite values (the
+            fit would fail or poison the stored statistics).
         """
         if not self.training:
             return self.project1(h1), self.project2(h2)
+        if not (torch.isfinite(h1).all() and torch.isfinite(h2).all()):
+            raise FloatingPointError("non-finite features before the CCA layer")
         work = work_dtype(h1)
         x1, x2 = h1.to(work), h2.to(work)
         st = cca_statistics(x1, x2, self.r1, self.r2, self.gap_eps)

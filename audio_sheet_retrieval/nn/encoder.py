@@ -5,8 +5,10 @@ with F, 2F, 4F, 4F filters, a linear 1×1 convolution to the latent size, and
 a head that turns the map into a vector:
 
 * ``gap``: batch norm, then global average pooling;
-* ``dense``: flatten, then a linear layer to the latent size (no batch norm
-  before it, in both views).
+* ``dense``: flatten, then a linear layer to the latent size; with
+  ``dense_norm`` the 1×1 convolution (then without bias) is batch-normalised
+  before the flattening, as the original's dense models do in their audio
+  encoder (their sheet encoder has no batch norm there).
 
 Convolution and dense weights use He-uniform initialisation with gain 1
 (Lasagne's ``HeUniform()`` default: ``U(±sqrt(3 / fan_in))``); biases start
@@ -83,6 +85,9 @@ class Encoder(nn.Module):
         Output dimension (32).
     head : {'gap', 'dense'}
         See the module docstring.
+    dense_norm : bool
+        ``dense`` head only: batch norm on the 1×1 convolution's output
+        before the dense layer.
 
     Shapes
     ------
@@ -90,15 +95,18 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, input_shape: tuple[int, int], n_filters: int, latent: int = 32,
-                 head: str = "gap") -> None:
+                 head: str = "gap", dense_norm: bool = False) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if dense_norm and head != "dense":
+            raise ValueError("dense_norm needs head='dense' (the gap head always has batch norm)")
         self.input_shape = (int(input_shape[0]), int(input_shape[1]))
         self.head = head
         self.features = ConvStack(n_filters)
+        normed = head == "gap" or dense_norm
         self.to_latent = nn.Conv2d(self.features.out_channels, latent, kernel_size=1,
-                                   bias=head == "dense")
+                                   bias=not normed)
         he_uniform_(self.to_latent.weight)
         if self.to_latent.bias is not None:
             nn.init.zeros_(self.to_latent.bias)
@@ -107,9 +115,8 @@ class Encoder(nn.Module):
         """(rows, columns) of the final feature map."""
         if min(self.map_shape) < 1:
             raise ValueError(f"input {self.input_shape} is too small for 4 poolings (min 16×16)")
-        if head == "gap":
-            self.norm: nn.Module = nn.BatchNorm2d(latent)
-        else:
+        self.norm: nn.Module | None = nn.BatchNorm2d(latent) if normed else None
+        if head == "dense":
             self.dense = nn.Linear(latent * self.map_shape[0] * self.map_shape[1], latent)
             he_uniform_(self.dense.weight)
             nn.init.zeros_(self.dense.bias)
@@ -120,6 +127,8 @@ class Encoder(nn.Module):
             raise ValueError(f"dense encoder built for inputs {self.input_shape}, "
                              f"got {tuple(x.shape[-2:])}")
         x = self.to_latent(self.features(x))
+        if self.norm is not None:
+            x = self.norm(x)
         if self.head == "gap":
-            return self.norm(x).mean(dim=(2, 3))
+            return x.mean(dim=(2, 3))
         return self.dense(torch.flatten(x, 1))

@@ -56,6 +56,10 @@ class ModelSpec:
         F of both encoders (F, 2F, 4F, 4F filters per block).
     head : {'gap', 'dense'}
         Encoder head (see :mod:`~audio_sheet_retrieval.nn.encoder`).
+    audio_dense_norm : bool
+        ``dense`` head: batch norm on the audio encoder's 1×1 convolution
+        before its dense layer, as in the original's dense models (BL2, +Att,
+        −CCA); the sheet encoder has none there.
     attention : bool
         Soft frame attention before the audio encoder.
     attention_filters : int
@@ -98,6 +102,7 @@ class ModelSpec:
     sheet_shape: tuple[int, int] = (80, 100)
     n_filters: int = 24
     head: str = "gap"
+    audio_dense_norm: bool = False
     attention: bool = False
     attention_filters: int = 24
     projection: str = "cca"
@@ -131,6 +136,39 @@ class ModelSpec:
                 raise ValueError(f"ModelSpec.{name} must be positive, got {getattr(self, name)!r}")
         if self.batch_size < 2:
             raise ValueError(f"ModelSpec.batch_size must be >= 2, got {self.batch_size}")
+        if self.audio_dense_norm and self.head != "dense":
+            raise ValueError("ModelSpec.audio_dense_norm needs head='dense'")
+
+    def to_dict(self) -> dict:
+        """The spec as plain data (tuples as lists), for checkpoints and YAML."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, overrides: Mapping[str, Any], source: str) -> ModelSpec:
+        """A copy with some fields changed (e.g. by a shipped model's ``meta.yaml``).
+
+        Parameters
+        ----------
+        overrides : mapping
+            Field name -> value.
+        source : str
+            Where the overrides come from (named in errors).
+
+        Raises
+        ------
+        AsrError
+            For an unknown field or an invalid value.
+        """
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise AsrError(f"{source}: unknown model spec field(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(sorted(fields))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        try:
+            return dataclasses.replace(self, **values)
+        except (TypeError, ValueError) as err:
+            raise AsrError(f"{source}: invalid model spec override ({err})") from None
 
 
 def _config_int(config: Mapping[str, Any], key: str) -> int:
@@ -184,7 +222,8 @@ class TwoBranchModel(nn.Module):
                            f"snippet {self.raw_sheet_shape}; raise STAFF_HEIGHT/SHEET_CONTEXT")
         self.sheet_encoder = Encoder(spec.sheet_shape, spec.n_filters, spec.latent, spec.head)
         self.attention = SoftAttention(spec.attention_filters) if spec.attention else None
-        self.spec_encoder = Encoder(self.spec_shape, spec.n_filters, spec.latent, spec.head)
+        self.spec_encoder = Encoder(self.spec_shape, spec.n_filters, spec.latent, spec.head,
+                                    dense_norm=spec.audio_dense_norm)
         self.projection: Projection = (
             CCAProjection(spec.latent, spec.r1, spec.r2, momentum=spec.cca_momentum)
             if spec.projection == "cca"

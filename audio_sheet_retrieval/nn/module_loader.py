@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from audio_sheet_retrieval.errors import AsrError
+from audio_sheet_retrieval.errors import AsrError, UsageError
 from audio_sheet_retrieval.nn.model import ModelSpec, TwoBranchModel
 
 _PACKAGE = "asr_model_files"
@@ -39,15 +39,16 @@ def load_model_module(path: str | Path) -> ModuleType:
 
     Raises
     ------
+    UsageError
+        For a path that is not an existing ``.py`` file.
     AsrError
-        One line naming the path: missing file, import failure, or a file
-        without the interface.
+        One line naming the path: import failure, or a file without the interface.
     """
     path = Path(path)
     if not path.is_file():
-        raise AsrError(f"model file {path} does not exist; pass a file such as models/demo.py")
+        raise UsageError(f"model file {path} does not exist; pass a file such as models/demo.py")
     if path.suffix != ".py":
-        raise AsrError(f"model file {path} is not a .py file; pass a file such as models/demo.py")
+        raise UsageError(f"model file {path} is not a .py file; pass a file such as models/demo.py")
     name = f"{_PACKAGE}.{model_name(path)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -70,3 +71,31 @@ def load_model_module(path: str | Path) -> ModuleType:
         raise AsrError(f"model file {path}: build_model is not a function; "
                        "define build_model(config) -> TwoBranchModel")
     return module
+
+
+def build_from_module(module: ModuleType, config: dict, spec_overrides: dict | None = None,
+                      source: str = "model spec overrides") -> TwoBranchModel:
+    """Build a model file's network, optionally with some of its spec fields changed.
+
+    Parameters
+    ----------
+    module : module
+        From :func:`load_model_module`.
+    config : dict
+        Experiment configuration.
+    spec_overrides : dict, optional
+        ``ModelSpec`` fields to change, e.g. ``{"audio_dense_norm": False}`` from a
+        shipped model's ``meta.yaml`` (the spec it was trained with). Without
+        them the file's own ``build_model(config)`` is used.
+    source : str
+        Where the overrides come from (named in errors).
+
+    Returns
+    -------
+    TwoBranchModel
+    """
+    if not spec_overrides:
+        return module.build_model(config)
+    if not isinstance(spec_overrides, dict):
+        raise AsrError(f"{source}: 'spec' must be a mapping of ModelSpec fields")
+    return TwoBranchModel(module.SPEC.replace(spec_overrides, source), config)

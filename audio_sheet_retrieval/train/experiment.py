@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from audio_sheet_retrieval.errors import AsrError
+from audio_sheet_retrieval.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def parse_device(name: str) -> torch.device:
 
     Raises
     ------
-    AsrError
+    UsageError
         For an unknown name, or CUDA asked for where there is none.
     """
     name = name.strip().lower()
@@ -75,10 +75,10 @@ def parse_device(name: str) -> torch.device:
         return torch.device("cpu")
     m = _CUDA.match(name)
     if m is None:
-        raise AsrError(f"--device {name}: unknown device; use cpu, cuda0, cuda:1, ...")
+        raise UsageError(f"--device {name}: unknown device; use cpu, cuda0, cuda:1, ...")
     index = int(m.group(1) or 0)
     if not torch.cuda.is_available():
-        raise AsrError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     if index >= torch.cuda.device_count():
-        raise AsrError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
     return torch.device(f"cuda:{index}")

@@ -10,7 +10,14 @@ Read it top to bottom: set up -> (resume) -> per epoch: train on
 * The best epoch by MRR is kept (parameters + optimizer state). When patience
   runs out the best state is reloaded and the learning rate halved (a
   *refinement step*), up to ``refinement_steps`` times.
-* A non-finite loss stops training with a clear message.
+* The pools are checked first: a training batch needs ``batch_size`` distinct
+  pairs, validation at least 2 candidates.
+* Divergence stops training with one line naming the epoch and step: a
+  non-finite loss, non-finite features before the CCA layer (the fit would
+  fail), or non-finite parameters after an epoch.
+* Every checkpoint and the results YAML record what was trained on (model
+  spec, config, split digest and pieces, data manifest digest; see
+  :mod:`~audio_sheet_retrieval.train.checkpoint`).
 * After every epoch the full state is written atomically, so ``--resume``
   continues an interrupted run exactly (the pairs of epoch ``e`` are drawn from
   a generator seeded with ``(seed, e)``).
@@ -29,7 +36,12 @@ from tqdm import tqdm
 from audio_sheet_retrieval.data.pools import SnippetPool
 from audio_sheet_retrieval.errors import AsrError
 from audio_sheet_retrieval.eval.metrics import mean_reciprocal_rank, ranks_from_similarity
-from audio_sheet_retrieval.train.checkpoint import load_checkpoint, save_atomic
+from audio_sheet_retrieval.train.checkpoint import (
+    load_checkpoint,
+    load_training_state,
+    model_meta,
+    save_atomic,
+)
 from audio_sheet_retrieval.train.curves import plot_curves, write_results
 from audio_sheet_retrieval.train.experiment import ExperimentPaths
 from audio_sheet_retrieval.train.refine import refine_cca
@@ -90,14 +102,41 @@ def _log(line: str) -> None:
     print(line, flush=True)
 
 
-def _save_state(path, model, optimizer, state: TrainState) -> None:
+def _save_state(path, model, optimizer, state: TrainState, meta: dict) -> None:
     save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "state": asdict(state), "torch_rng": torch.get_rng_state()}, path)
+                 "state": asdict(state), "torch_rng": torch.get_rng_state(), "meta": meta}, path)
+
+
+RESULT_FIELDS = ("model", "split_file", "split_digest", "data_manifest_sha1", "train_pieces",
+                 "valid_pieces")
+"""Fields of the checkpoints' ``meta`` repeated in the results YAML."""
+
+
+def check_pools(train_pool: SnippetPool, valid_pool: SnippetPool, batch_size: int) -> None:
+    """Refuse pools too small to train on (one line naming the pool's pieces and the fix).
+
+    A training batch needs ``batch_size`` distinct pairs (fewer would repeat
+    pairs inside a batch, which the ranking loss counts as negatives of
+    themselves and the CCA layer as a degenerate fit); the validation ranking
+    needs at least 2 candidates (with one, every MRR is 1.0).
+    """
+    train_pool.require(batch_size, "train", f"a training batch of {batch_size}")
+    valid_pool.require(2, "valid", "the validation ranking")
+
+
+def _diverged(epoch: int, step: int, detail: str, paths: ExperimentPaths) -> AsrError:
+    return AsrError(f"training diverged at epoch {epoch} step {step} ({detail}); lower the "
+                    f"learning rate or check the data (last good state: {paths.last_state})")
+
+
+def _finite_parameters(model) -> bool:
+    with torch.no_grad():
+        return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
 def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: ExperimentPaths,
         device: torch.device, options: TrainOptions = TrainOptions(), resume: bool = False,
-        log=_log) -> TrainState:
+        log=_log, record: dict | None = None) -> TrainState:
     """Train ``model`` and write its best parameters to ``paths.params``.
 
     Parameters
@@ -111,24 +150,40 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
         Continue from ``paths.last_state`` (an error if it is missing).
     log : callable
         Receives one line per epoch.
+    record : dict, optional
+        Plain data stored in every checkpoint's ``meta`` (see
+        :func:`~audio_sheet_retrieval.train.checkpoint.model_meta`): ``model``
+        (name), ``config``, the split's provenance. ``--resume`` refuses a
+        state of another model or split.
 
     Returns
     -------
     TrainState
         The final state, with the per-epoch history.
+
+    Raises
+    ------
+    AsrError
+        For pools too small to train on (:func:`check_pools`), a ``--resume``
+        file that is not a training state of this experiment, divergence, or
+        a checkpoint that cannot be written.
     """
     spec = model.spec
+    check_pools(train_pool, valid_pool, spec.batch_size)
     model.to(device)
     torch.manual_seed(options.seed)
     optimizer = model.make_optimizer()
+    meta = model_meta(model, **(record or {}))
     state = TrainState(lr=spec.lr, patience_left=spec.patience, refinements_left=spec.refinement_steps)
     max_epochs = options.max_epochs if options.max_epochs is not None else spec.max_epochs
     if resume:
-        ckpt = load_checkpoint(paths.last_state, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = TrainState(**ckpt["state"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        ckpt = load_training_state(paths.last_state, model, optimizer, meta)
+        try:
+            state = TrainState(**ckpt["state"])
+            torch.set_rng_state(ckpt["torch_rng"])
+        except (TypeError, RuntimeError) as err:
+            raise AsrError(f"{paths.last_state}: its training state is unreadable "
+                           f"({str(err).splitlines()[0][:100]}); start over without --resume") from None
         log(f"resumed {paths.last_state} after epoch {state.epoch}")
     sheets_v, specs_v = validation_pairs(valid_pool, options.n_valid, options.seed)
     steps = max(1, options.epoch_samples // spec.batch_size)
@@ -145,18 +200,23 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
         for step in bar:
             batch = order[step * spec.batch_size:(step + 1) * spec.batch_size]
             sheets, specs = train_pool.pairs(batch, augment=True, rng=rng)
-            z_sheet, z_audio = model(model.prepare_sheet(sheets).to(device),
-                                     model.prepare_spec(specs).to(device))
+            try:
+                z_sheet, z_audio = model(model.prepare_sheet(sheets).to(device),
+                                         model.prepare_spec(specs).to(device))
+            except (FloatingPointError, torch.linalg.LinAlgError) as err:
+                detail = str(err).splitlines()[0] if isinstance(err, FloatingPointError) \
+                    else "the CCA fit failed on non-finite or degenerate features"
+                raise _diverged(state.epoch + 1, step + 1, detail, paths) from None
             loss = model.loss(z_sheet, z_audio)
             if not torch.isfinite(loss):
-                raise AsrError(f"training diverged: loss is {float(loss)} at epoch {state.epoch + 1} "
-                               f"step {step + 1}; lower the learning rate or check the data "
-                               f"(last good state: {paths.last_state})")
+                raise _diverged(state.epoch + 1, step + 1, f"loss is {float(loss)}", paths)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if not _finite_parameters(model):
+            raise _diverged(state.epoch + 1, steps, "non-finite parameters after the update", paths)
         if spec.projection == "cca" and options.cca_pairs:
             # fit the inference projection on eval-mode features: the batch-norm layers
             # behave differently in training, so statistics gathered there do not fit
@@ -173,9 +233,9 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
             state.patience_left = spec.patience if state.refinements_left == spec.refinement_steps \
                 else spec.refinement_patience
             if options.dump:
-                save_atomic({"model": model.state_dict()}, paths.params)
-                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
-                            paths.best_state)
+                save_atomic({"model": model.state_dict(), "meta": meta}, paths.params)
+                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "meta": meta}, paths.best_state)
         else:
             state.patience_left -= 1
             if state.patience_left <= 0:
@@ -193,8 +253,9 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
         log(f"epoch {state.epoch}: train loss {h['train_loss']:.4f}, valid loss {h['valid_loss']:.4f}, "
             f"valid MRR {valid_mrr:.4f}{' (best)' if improved else ''}, {h['seconds']:.0f} s")
         if options.dump:
-            _save_state(paths.last_state, model, optimizer, state)
-            write_results(state.history, paths.results, best_epoch=state.best_epoch)
+            _save_state(paths.last_state, model, optimizer, state, meta)
+            write_results(state.history, paths.results, best_epoch=state.best_epoch,
+                          **{k: meta[k] for k in RESULT_FIELDS if k in meta})
             plot_curves(state.history, paths.curves_png, title=f"{paths.folder.name} {paths.tag}")
         # stop when another epoch like this one would overrun the budget
         if (options.max_minutes is not None

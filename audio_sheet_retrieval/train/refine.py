@@ -4,7 +4,8 @@ The network's features before the projection are computed (deterministically,
 in eval mode) for ``n_train`` augmented training pairs; CCA is then fitted in
 closed form in float64 with the CCA layer's own fit (``T = S11^-1/2 S12 S22^-1/2
 = P diag(rho) Q^T``, ``U = S11^-1/2 P``, ``V = S22^-1/2 Q``, ridges 1e-3); the
-stored means, U and V are replaced.
+stored means, U, V and canonical correlations are replaced (the correlations
+are saved with the layer, as its own fit keeps them).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def refine_cca(model, pool: SnippetPool, n_train: int = 25_000, seed: int = 0,
                progress: bool = True) -> np.ndarray:
     """Refit the model's CCA projection on ``n_train`` training pairs, in place.
 
+    The pool must hold more distinct pairs than the code has dimensions (a
+    fit on repeats of a few pairs is degenerate).
+
     Returns
     -------
     np.ndarray
@@ -76,11 +80,12 @@ def refine_cca(model, pool: SnippetPool, n_train: int = 25_000, seed: int = 0,
     if model.spec.projection != "cca":
         raise AsrError(f"refine_cca needs a CCA model; this one uses a {model.spec.projection} "
                        "projection")
+    pool.require(model.spec.latent + 1, "train", f"a CCA fit in {model.spec.latent} dimensions")
     was_training = model.training
     h1, h2 = pre_projection_features(model, pool, n_train, seed=seed, progress=progress)
     model.train(was_training)
     m1, m2, u, v, rho = fit_cca(h1, h2, model.spec.r1, model.spec.r2)
     like = model.projection.U
     model.projection.set_statistics(*(torch.as_tensor(a, dtype=like.dtype, device=like.device)
-                                      for a in (m1, m2, u, v)))
+                                      for a in (m1, m2, u, v, rho)))
     return rho
