@@ -16,13 +16,14 @@ compressor. :func:`augment_audio` chains them.
 
 **Spectrogram** (the 92-band ``log10(1 + x)`` features of
 :mod:`audio_sheet_retrieval.audio.spectrogram`; for the pools, on the fly):
-:func:`spec_reverb`, :func:`spec_noise`, :func:`spec_equalize` and
-:func:`spec_compress` model the same effects on band magnitudes: reverb as a
-per-band exponential decay of power along time, noise as added power, the
-equalizer as its exact gain at each band, compression as a per-frame gain.
-:func:`augment_spectrogram` chains them; it costs microseconds per excerpt
-where the waveform chain plus a new spectrogram costs milliseconds
-(``bench/augmentation.py``).
+:func:`reverb_bands`, :func:`noise_bands`, :func:`equalize_bands` and
+:func:`compress_bands` model the same effects on the linear band magnitudes
+(:func:`band_magnitudes`, back with :func:`log_bands`): reverb as the
+impulse response's tail power decaying frame by frame, noise as added power,
+the equalizer as its gain at each band, compression as a per-frame gain.
+:func:`augment_spectrogram` chains them on an excerpt for a fraction of a
+millisecond, where the waveform chain plus a new spectrogram costs tens of
+milliseconds per training pair (``bench/augmentation.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sfft
 from scipy import signal
 
 from audio_sheet_retrieval.audio.spectrogram import FPS, FRAME_SIZE, SR, log_filterbank
@@ -38,6 +40,8 @@ _DIRECT_S = 0.0
 """Time of the direct sound in an impulse response: onsets do not move."""
 NOISE_FLOOR_HZ = 20.0
 """Coloured noise is flat below this frequency (no inaudible drift), Hz."""
+CROSSOVER_HZ = 2000.0
+"""Split between the low and the high part of a reverberation tail, Hz."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def impulse_response(room: Room, rng: np.random.Generator, sr: int = SR) -> np.n
     start = max(1, int(round(room.predelay_s * sr)))
     t = np.arange(n - start) / sr
     noise = rng.standard_normal(n - start)
-    split = signal.butter(2, 2000.0, fs=sr, output="sos")
+    split = signal.butter(2, CROSSOVER_HZ, fs=sr, output="sos")
     low = signal.sosfilt(split, noise)
     high = noise - low
     tail = low * np.exp(-6.908 * t / room.rt60_s) + high * np.exp(-6.908 * t / room.rt60_high_s)
@@ -208,10 +212,11 @@ def reverb(y: np.ndarray, ir: np.ndarray) -> np.ndarray:
 def colored_noise(n: int, rng: np.random.Generator, color: float, sr: int = SR) -> np.ndarray:
     """Noise with a ``1 / f ** color`` power spectrum (flat below ``NOISE_FLOOR_HZ``) and
     unit RMS, shape (n,), float32."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.maximum(np.fft.rfftfreq(n, 1.0 / sr), NOISE_FLOOR_HZ)
-    x = np.fft.irfft(spec / f ** (color / 2.0), n)
-    return (x / np.sqrt(np.mean(x ** 2))).astype(np.float32)
+    m = sfft.next_fast_len(n, real=True)
+    spec = sfft.rfft(rng.standard_normal(m, dtype=np.float32))
+    f = np.maximum(sfft.rfftfreq(m, 1.0 / sr), NOISE_FLOOR_HZ).astype(np.float32)
+    x = sfft.irfft(spec * f ** (-color / 2.0), m)[:n]
+    return (x / np.sqrt(np.mean(np.square(x, dtype=np.float64)))).astype(np.float32)
 
 
 def add_noise(y: np.ndarray, rng: np.random.Generator, snr_db: float, color: float = 0.0) -> np.ndarray:
@@ -226,24 +231,32 @@ def equalize(y: np.ndarray, sos: np.ndarray) -> np.ndarray:
 
 
 def compress(y: np.ndarray, threshold_db: float, ratio: float, window_s: float = 0.05,
-             sr: int = SR) -> np.ndarray:
+             sr: int = SR, block: int = 32) -> np.ndarray:
     """Feed-forward RMS compressor.
 
-    The level is the RMS over about ``window_s`` (a one-pole smoother of
-    ``y ** 2``); above ``threshold_db`` (relative to the RMS of all of ``y``)
-    it is reduced by ``ratio``; the loss at the signal's RMS level is made up.
+    The level is the RMS over about ``window_s`` (a one-pole smoother of the
+    power of blocks of ``block`` samples); above ``threshold_db`` (relative to
+    the RMS of all of ``y``) it is reduced by ``ratio``; the loss at the
+    signal's RMS level is made up. The gain is interpolated linearly between
+    block centres.
 
     Returns
     -------
     np.ndarray, shape (n,), float32
     """
-    power = np.square(y, dtype=np.float64)
-    a = np.exp(-1.0 / (window_s * sr))
+    y = np.asarray(y, dtype=np.float32)
+    n_blocks = -(-len(y) // block)
+    padded = np.zeros(n_blocks * block, dtype=np.float32)
+    padded[:len(y)] = y
+    power = np.mean(np.square(padded.reshape(n_blocks, block), dtype=np.float64), axis=1)
+    a = np.exp(-block / (window_s * sr))
     level = signal.lfilter([1 - a], [1, -a], power)
-    ref_db = 10 * np.log10(np.mean(power) + 1e-12)
+    ref_db = 10 * np.log10(np.mean(np.square(y, dtype=np.float64)) + 1e-12)
     over = 10 * np.log10(level + 1e-12) - ref_db - threshold_db
-    gain_db = -np.maximum(over, 0.0) * (1 - 1 / ratio) + max(-threshold_db, 0.0) * (1 - 1 / ratio)
-    return (y * 10.0 ** (gain_db / 20.0)).astype(np.float32)
+    gain_db = (max(-threshold_db, 0.0) - np.maximum(over, 0.0)) * (1 - 1 / ratio)
+    centres = (np.arange(n_blocks) + 0.5) * block
+    gain = np.interp(np.arange(len(y)), centres, 10.0 ** (gain_db / 20.0))
+    return (y * gain).astype(np.float32)
 
 
 def augment_audio(y: np.ndarray, rng: np.random.Generator,
@@ -290,28 +303,56 @@ _HANN_POWER = float(np.sum(np.hanning(FRAME_SIZE) ** 2))
 """Sum of the squared Hann window: a white noise of unit variance has this power per FFT bin."""
 _RAYLEIGH_SPREAD = float(np.sqrt(4 / np.pi - 1))
 """Relative standard deviation of a Rayleigh-distributed magnitude."""
+_Z1 = np.exp(-2j * np.pi * _BIN_HZ / SR)
+"""``z ** -1`` at the FFT bins: evaluates filters' responses there."""
+_FB32 = _FB.astype(np.float32)
+_NOISE_HZ = np.maximum(_BIN_HZ, NOISE_FLOOR_HZ).astype(np.float32)
+_SPREAD = (_RAYLEIGH_SPREAD / np.sqrt(_BAND_BINS)).astype(np.float32)
+"""Relative spread of a band's noise magnitude: a Rayleigh variable averaged over its bins."""
 
 
-def _magnitude(spec: np.ndarray) -> np.ndarray:
+def _sos_response(sos: np.ndarray, z1: np.ndarray = _Z1) -> np.ndarray:
+    """Complex response of second-order sections at the points ``z1 = exp(-j w)``."""
+    z2 = z1 * z1
+    num = sos[:, 0:1] + sos[:, 1:2] * z1 + sos[:, 2:3] * z2
+    den = sos[:, 3:4] + sos[:, 4:5] * z1 + sos[:, 5:6] * z2
+    return np.prod(num / den, axis=0)
+
+
+_Z1_BANDS = np.exp(-2j * np.pi * BAND_HZ / SR)
+_CROSSOVER = _sos_response(signal.butter(2, CROSSOVER_HZ, fs=SR, output="sos"))
+_CROSSOVER_MEAN = (float(np.mean(np.abs(_CROSSOVER) ** 2)), float(np.mean(np.abs(1 - _CROSSOVER) ** 2)))
+"""Mean power response of the impulse response's low and high parts over all bins."""
+_CROSSOVER_BANDS = (np.abs(_CROSSOVER) ** 2 @ _FB, np.abs(1 - _CROSSOVER) ** 2 @ _FB)
+"""Power response of the low and high parts in each band, shape (92,) each."""
+
+
+def band_magnitudes(spec: np.ndarray) -> np.ndarray:
+    """Linear band magnitudes of a ``log10(1 + magnitude)`` spectrogram, float32."""
     return np.power(10.0, spec, dtype=np.float32) - 1.0
 
 
-def _log(magnitude: np.ndarray) -> np.ndarray:
-    return np.log10(1.0 + np.maximum(magnitude, 0.0)).astype(np.float32)
+def log_bands(magnitudes: np.ndarray) -> np.ndarray:
+    """``log10(1 + magnitude)``: the inverse of :func:`band_magnitudes`, float32."""
+    return np.log10(1.0 + np.maximum(magnitudes, 0.0)).astype(np.float32)
 
 
-def spec_reverb(spec: np.ndarray, room: Room, fps: int = FPS) -> np.ndarray:
-    """Reverb on band magnitudes: each band's power decays exponentially in time.
+def reverb_bands(mag: np.ndarray, room: Room, fps: int = FPS) -> np.ndarray:
+    """Reverb on band magnitudes: the power of :func:`impulse_response`'s tail, frame by frame.
 
-    The reverberant power of a band is the power fed into it so far, delayed by
-    one frame and decaying by 60 dB per ``rt60`` (interpolated between the
-    low and the high reverberation time by the band's frequency), scaled to
-    ``drr_db`` below the direct power; it adds to the direct power.
+    The tail of the impulse response has two parts split at 2 kHz, decaying
+    by 60 dB over ``rt60_s`` and ``rt60_high_s``; a band gets each part's
+    energy by its share of the crossover's power response, scaled so that the
+    whole tail is ``drr_db`` below the direct sound. Each part's energy is
+    spread over the frames by its exponential decay (the energy falling
+    within half a frame joins the current frame); the tail's band magnitudes
+    are Rayleigh-distributed, so their mean squared is pi / 4 of their power.
+    The reverberant power adds to the direct power.
 
     Parameters
     ----------
-    spec : np.ndarray, shape (bins, frames)
-        ``log10(1 + magnitude)`` spectrogram (or an excerpt of it).
+    mag : np.ndarray, shape (bins, frames)
+        Band magnitudes (:func:`band_magnitudes`) of a spectrogram or an excerpt.
     room : Room
     fps : int
         Frame rate.
@@ -320,23 +361,23 @@ def spec_reverb(spec: np.ndarray, room: Room, fps: int = FPS) -> np.ndarray:
     -------
     np.ndarray, shape (bins, frames), float32
     """
-    power = np.square(_magnitude(spec), dtype=np.float32)
-    w = np.clip((np.log2(BAND_HZ) - np.log2(1000.0)) / 2.0, 0.0, 1.0)  # 1-4 kHz: low -> high
-    rt60 = np.exp((1 - w) * np.log(room.rt60_s) + w * np.log(room.rt60_high_s))[:spec.shape[0]]
-    decay = np.exp(-6.908 * 2 / (rt60 * fps))  # power decays by 60 dB (x1e-6) per rt60
-    # energy of sum_k decay^k from k = 1, normalised to the DRR
-    scale = 10.0 ** (-room.drr_db / 10.0) * (1 - decay) / decay
-    tail = np.empty_like(power)
-    acc = np.zeros(power.shape[0], dtype=np.float32)
-    for t in range(power.shape[1]):
-        acc = decay * acc
-        tail[:, t] = acc
-        acc = acc + power[:, t]
-    return _log(np.sqrt(power + scale[:, None] * tail))
+    bins = mag.shape[0]
+    power = np.square(mag, dtype=np.float32)
+    rts = (room.rt60_s, room.rt60_high_s)
+    k = np.pi / 4 * 10.0 ** (-room.drr_db / 10.0) / (_CROSSOVER_MEAN[0] * rts[0]
+                                                      + _CROSSOVER_MEAN[1] * rts[1])
+    wet = power.copy()
+    for share, rt in zip(_CROSSOVER_BANDS, rts):
+        x = 13.816 / (rt * fps)  # power decay per frame: exp(-x), 60 dB over rt
+        d = np.exp(-x)
+        energy = (k * rt * share[:bins])[:, None].astype(np.float32)
+        later = signal.lfilter([0.0, d], [1.0, -d], power, axis=1)  # sum_k>=1 d^k P[t-k]
+        wet += energy * ((1 - np.exp(-x / 2)) * power + 2 * np.sinh(x / 2) * later).astype(np.float32)
+    return np.sqrt(wet)
 
 
-def spec_noise(spec: np.ndarray, rng: np.random.Generator, snr_db: float, color: float = 0.0) -> np.ndarray:
-    """Coloured noise, as :func:`add_noise` would put it into the bands.
+def noise_bands(mag: np.ndarray, rng: np.random.Generator, snr_db: float, color: float = 0.0) -> np.ndarray:
+    """Coloured noise on band magnitudes, as :func:`add_noise` would put it into the bands.
 
     The signal's power is estimated from the excerpt (each band's squared
     magnitude times its width in FFT bins, Parseval with the Hann window);
@@ -347,8 +388,8 @@ def spec_noise(spec: np.ndarray, rng: np.random.Generator, snr_db: float, color:
 
     Parameters
     ----------
-    spec : np.ndarray, shape (bins, frames)
-        ``log10(1 + magnitude)`` excerpt of the 92-band spectrogram.
+    mag : np.ndarray, shape (bins, frames)
+        Band magnitudes of the 92-band spectrogram (an excerpt of it).
     rng : numpy.random.Generator
     snr_db : float
         Signal-to-noise ratio, dB.
@@ -359,45 +400,47 @@ def spec_noise(spec: np.ndarray, rng: np.random.Generator, snr_db: float, color:
     -------
     np.ndarray, shape (bins, frames), float32
     """
-    mag = _magnitude(spec)
-    bins = spec.shape[0]
-    signal_power = np.mean(_BAND_BINS[:bins] @ np.square(mag, dtype=np.float64)) / (
+    bins = mag.shape[0]
+    signal_power = float(np.mean(_BAND_BINS[:bins] @ np.square(mag, dtype=np.float32))) / (
         FRAME_SIZE // 2 * _HANN_POWER)
     noise_power = signal_power * 10.0 ** (-snr_db / 10.0)
-    shape = np.maximum(_BIN_HZ, NOISE_FLOOR_HZ) ** (-color / 2.0)
+    shape = _NOISE_HZ ** (-color / 2.0)
     shape /= np.sqrt(np.mean(shape ** 2))  # unit mean power per bin
-    mean = np.sqrt(np.pi / 4 * _HANN_POWER * noise_power) * (shape @ _FB)[:bins]
-    spread = _RAYLEIGH_SPREAD / np.sqrt(_BAND_BINS[:bins])
-    noise = mean[:, None] * np.maximum(1.0 + spread[:, None] * rng.standard_normal(spec.shape), 0.0)
-    return _log(np.sqrt(mag ** 2 + noise.astype(np.float32) ** 2))
+    mean = (np.sqrt(np.pi / 4 * _HANN_POWER * noise_power) * (shape @ _FB32)[:bins]).astype(np.float32)
+    spread = _SPREAD[:bins, None]
+    noise = mean[:, None] * np.maximum(1.0 + spread * rng.standard_normal(mag.shape, dtype=np.float32), 0.0)
+    return np.sqrt(np.square(mag) + np.square(noise))
 
 
-def eq_gains(sos: np.ndarray, sr: int = SR) -> np.ndarray:
-    """Magnitude gain of the filters ``sos`` in each band (filterbank-weighted), shape (92,)."""
-    _, h = signal.sosfreqz(sos, worN=FRAME_SIZE // 2, fs=sr)
-    return np.abs(h) @ _FB
+def eq_gains(sos: np.ndarray) -> np.ndarray:
+    """Magnitude gain of the filters ``sos`` at each band's centre, shape (92,)."""
+    return np.abs(_sos_response(sos, _Z1_BANDS)).astype(np.float32)
 
 
-def spec_equalize(spec: np.ndarray, sos: np.ndarray) -> np.ndarray:
+def equalize_bands(mag: np.ndarray, sos: np.ndarray) -> np.ndarray:
     """The equalizer ``sos`` (:func:`draw_eq`) as gains on band magnitudes, shape kept."""
-    return _log(_magnitude(spec) * eq_gains(sos)[:spec.shape[0], None])
+    return mag * eq_gains(sos)[:mag.shape[0], None]
 
 
-def spec_compress(spec: np.ndarray, threshold_db: float, ratio: float) -> np.ndarray:
-    """:func:`compress` per frame: the frame's power sets one gain for all its bands.
+def compress_bands(mag: np.ndarray, threshold_db: float, ratio: float) -> np.ndarray:
+    """:func:`compress` per frame on band magnitudes: the frame's power sets one gain for its bands.
 
     Levels are relative to the excerpt's mean frame power.
     """
-    mag = _magnitude(spec)
-    level = np.sum(mag ** 2, axis=0)
-    over = 10 * np.log10(level + 1e-12) - 10 * np.log10(level.mean() + 1e-12) - threshold_db
-    gain_db = -np.maximum(over, 0.0) * (1 - 1 / ratio) + max(-threshold_db, 0.0) * (1 - 1 / ratio)
-    return _log(mag * 10.0 ** (gain_db / 20.0)[None, :])
+    level = np.sum(np.square(mag), axis=0) + 1e-12
+    over = 10 * np.log10(level / level.mean()) - threshold_db
+    gain_db = (max(-threshold_db, 0.0) - np.maximum(over, 0.0)) * (1 - 1 / ratio)
+    return mag * np.power(10.0, gain_db / 20.0, dtype=np.float32)[None, :]
 
 
 def augment_spectrogram(spec: np.ndarray, rng: np.random.Generator,
                         options: AudioAugmentOptions = AudioAugmentOptions()) -> np.ndarray:
     """:func:`augment_audio`'s chain on a spectrogram excerpt.
+
+    The excerpt is turned into band magnitudes once, each effect runs with its
+    probability (:func:`reverb_bands`, :func:`equalize_bands`,
+    :func:`compress_bands`, :func:`noise_bands`), and the result is
+    compressed back with ``log10(1 + x)``.
 
     Parameters
     ----------
@@ -410,13 +453,17 @@ def augment_spectrogram(spec: np.ndarray, rng: np.random.Generator,
     -------
     np.ndarray, shape (bins, frames), float32
     """
-    out = np.asarray(spec, dtype=np.float32)
-    if rng.random() < options.p_reverb:
-        out = spec_reverb(out, draw_room(rng, options))
-    if rng.random() < options.p_eq:
-        out = spec_equalize(out, draw_eq(rng, options))
-    if rng.random() < options.p_compress:
-        out = spec_compress(out, rng.uniform(*options.comp_threshold_db), rng.uniform(*options.comp_ratio))
-    if rng.random() < options.p_noise and out.any():
-        out = spec_noise(out, rng, rng.uniform(*options.snr_db), rng.uniform(*options.noise_color))
-    return out
+    spec = np.asarray(spec, dtype=np.float32)
+    draws = rng.random(4) < (options.p_reverb, options.p_eq, options.p_compress, options.p_noise)
+    if not draws.any():
+        return spec.copy()
+    mag = band_magnitudes(spec)
+    if draws[0]:
+        mag = reverb_bands(mag, draw_room(rng, options))
+    if draws[1]:
+        mag = equalize_bands(mag, draw_eq(rng, options))
+    if draws[2]:
+        mag = compress_bands(mag, rng.uniform(*options.comp_threshold_db), rng.uniform(*options.comp_ratio))
+    if draws[3] and mag.any():
+        mag = noise_bands(mag, rng, rng.uniform(*options.snr_db), rng.uniform(*options.noise_color))
+    return log_bands(mag)
