@@ -221,12 +221,12 @@ def examples_figure(pages: list[np.ndarray], snippets: list[np.ndarray], path: P
         if library_fns:
             row = [s] + [fn(s) for fn in library_fns.values() for _ in range(2)]
         else:
-            row = [s] + [pq.degrade_snippet(s, rng) for _ in range(5)]
+            row = [s] + [pq.degrade_snippet(s, rng) for _ in range(4)]
         row = [_fit(x, s.shape) for x in row]  # augraphy may return another size
         rows.append(np.concatenate([np.pad(x, 3, constant_values=128) for x in row], axis=1))
     grid = np.concatenate(rows, axis=0)
     if not library_fns:
-        crops = [np.pad(pq.degrade_page(pages[0], np.random.default_rng(5), level).image[180:500, 60:420], 3,
+        crops = [np.pad(pq.degrade_page(pages[0], np.random.default_rng(5), level).image[190:450, 60:400], 3,
                         constant_values=128) for level in pq.PAGE_LEVELS]
         strip = np.concatenate(crops, axis=1)
         width = max(grid.shape[1], strip.shape[1])

@@ -9,10 +9,11 @@ from audio_sheet_retrieval.data import page_quality as Q
 
 
 def _staff_snippet(height: int = 160, width: int = 200) -> np.ndarray:
-    """Five 1-px staff lines 7 px apart, a few filled heads and a stem; white = 255."""
+    """Five 1-px staff lines 7 px apart (grey 140, as verovio's thin lines rasterize at
+    835 px page width), a few filled heads and a stem; white = 255."""
     img = np.full((height, width), 255, np.uint8)
     for k in range(5):
-        img[60 + 7 * k, 10:190] = 0
+        img[60 + 7 * k, 10:190] = 140
     for x, y in ((40, 74), (80, 81), (120, 67), (160, 88)):
         yy, xx = np.mgrid[-3:4, -4:5]
         inside = (yy / 3.2) ** 2 + (xx / 4.2) ** 2 <= 1
@@ -78,6 +79,11 @@ def test_binarize_and_jpeg():
     thin = Q.binarize(img, 60)
     assert set(np.unique(thick)) <= {0, 255}
     assert (thick == 0).sum() > (img < 128).sum() > (thin == 0).sum()  # strokes thicken / thin
+    # a bi-level copy keeps the thin grey staff lines over the whole default range
+    staff = _staff_snippet()
+    for t in Q.ScanOptions().threshold + Q.PAGE_LEVELS["poor scan"].threshold:
+        lines = Q.binarize(staff, t)[60:89:7, 10:190]
+        assert np.all(lines == 0), t
     low, high = Q.jpeg(img, 10), Q.jpeg(img, 90)
     err_low = np.abs(low.astype(int) - img).mean()
     err_high = np.abs(high.astype(int) - img).mean()

@@ -8,12 +8,14 @@ produce them) with a chain of stages in the physical order of a scan:
 1. :func:`warp` -- slight rotation, staff-height scaling and a smooth
    non-linear warp (paper not flat on the glass), one backward map applied
    with PIL's mesh transform;
-2. :func:`print_levels` -- grey ink and off-white paper, with low-frequency
+2. :func:`binarize` -- a bi-level copy (photocopy, fax, 1-bit scan): the
+   engraving thresholded, which thickens strokes and breaks the thinnest
+   lines where they are lightest (staff lines are 1 px, grey 120-170, in
+   the 835 px wide engravings, so thresholds stay above 170);
+3. :func:`print_levels` -- grey ink and off-white paper, with low-frequency
    texture in both, and optionally a shadow along one edge (a book's gutter);
-3. blur (:class:`PIL.ImageFilter.GaussianBlur`) -- the scanner's optics;
-4. :func:`add_noise` -- sensor noise and dust specks;
-5. :func:`binarize` -- a black-and-white scan mode (thresholding the blurred
-   image thickens or thins the strokes by a fraction of a pixel);
+4. :func:`blur` -- the scanner's optics;
+5. :func:`add_noise` -- sensor noise and dust specks;
 6. :func:`jpeg` -- compression artefacts.
 
 Each stage takes its parameters from :class:`ScanOptions` and draws them
@@ -22,8 +24,8 @@ training-time augmentation for 160 x 200 snippets (each stage applied with
 its probability); :func:`degrade_page` degrades a whole page at a named
 level of :data:`PAGE_LEVELS` (every stage drawn within the level's ranges)
 and returns the geometric map with it, so that notehead and system
-coordinates can follow the page. Everything is numpy and PIL: about
-0.4 ms per snippet with the defaults (``bench/augmentation.py``).
+coordinates can follow the page. Everything is numpy and PIL, about a
+millisecond per snippet with the defaults (``bench/augmentation.py``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class ScanOptions:
     warp_px : float
         Largest displacement of the smooth warp, pixels.
     warp_cells : int
-        Cells of the warp's mesh along the longer side (its smoothness).
+        Cells of the warp's mesh along the longer side (its smoothness); one
+        cell (a bilinear map of the corners) suits snippets and is fastest.
     ink : (int, int)
         Range of the ink's grey level (0 = black).
     paper : (int, int)
@@ -69,7 +72,8 @@ class ScanOptions:
     specks : float
         Dust specks per 10,000 pixels (Poisson mean).
     threshold : (int, int)
-        Range of the binarization threshold, grey levels.
+        Range of the binarization threshold on the engraving's grey levels
+        (below 170 the 1-px staff lines of 835 px wide pages vanish).
     jpeg_quality : (int, int)
         Range of the JPEG quality (1-95).
     p_geometry, p_print, p_blur, p_noise, p_binarize, p_jpeg : float
@@ -80,7 +84,7 @@ class ScanOptions:
     rotation_deg: float = 1.0
     scale: tuple[float, float] = (0.9, 1.1)
     warp_px: float = 1.0
-    warp_cells: int = 2
+    warp_cells: int = 1
     ink: tuple[int, int] = (0, 70)
     paper: tuple[int, int] = (205, 255)
     texture: float = 6.0
@@ -88,7 +92,7 @@ class ScanOptions:
     blur_sigma: tuple[float, float] = (0.3, 1.0)
     noise_sd: tuple[float, float] = (2.0, 12.0)
     specks: float = 1.0
-    threshold: tuple[int, int] = (110, 170)
+    threshold: tuple[int, int] = (175, 230)
     jpeg_quality: tuple[int, int] = (25, 90)
     p_geometry: float = 0.5
     p_print: float = 0.7
@@ -122,14 +126,14 @@ PAGE_LEVELS: dict[str, ScanOptions] = {
     "poor scan": ScanOptions(rotation_deg=1.5, scale=(0.9, 1.1), warp_px=3.0, warp_cells=6,
                              ink=(30, 80), paper=(190, 225), texture=8.0, shadow=0.3,
                              blur_sigma=(0.8, 1.2), noise_sd=(6.0, 10.0), specks=0.3,
-                             threshold=(110, 150), jpeg_quality=(30, 50), p_binarize=0.5, **_ALWAYS),
+                             threshold=(180, 220), jpeg_quality=(30, 50), p_binarize=0.5, **_ALWAYS),
 }
 """Named page-quality levels for the benchmark's page-quality factor.
 
 ``clean``: the engraving as is. ``scan``: a careful office scan (a fraction
 of a degree, light blur, faint texture, JPEG 70-85). ``poor scan``: a quick
-scan of a worn copy (up to 1.5 degrees, a warp of 3 px, grey ink on grey
-paper, a gutter shadow, noise, JPEG 30-50, binarized half the time).
+scan of a worn photocopy (up to 1.5 degrees, a warp of 3 px, bi-level half
+the time, grey ink on grey paper, a gutter shadow, noise, JPEG 30-50).
 """
 
 
@@ -432,14 +436,14 @@ def _degrade(img: np.ndarray, rng: np.random.Generator, options: ScanOptions,
     if on(options.p_geometry):
         geometry = draw_warp(img.shape, rng, options)
         out = warp(out, geometry, bilinear=always)
+    if rng.random() < options.p_binarize:
+        out = binarize(out, rng.uniform(*options.threshold))
     if on(options.p_print):
         out = print_levels(out, rng, options)
     if on(options.p_blur):
         out = blur(out, rng.uniform(*options.blur_sigma))
     if on(options.p_noise):
         out = add_noise(out, rng, rng.uniform(*options.noise_sd), options.specks)
-    if rng.random() < options.p_binarize:
-        out = binarize(out, rng.uniform(*options.threshold))
     if on(options.p_jpeg):
         out = jpeg(out, int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1)))
     return out, geometry
@@ -449,7 +453,7 @@ def degrade_snippet(img: np.ndarray, rng: np.random.Generator,
                     options: ScanOptions = ScanOptions()) -> np.ndarray:
     """Training-time scan augmentation of a sheet snippet.
 
-    Each stage (geometry, print, blur, noise, binarization, JPEG) runs with
+    Each stage (geometry, binarization, print, blur, noise, JPEG) runs with
     its probability in ``options``; its parameters are drawn from the ranges.
 
     Parameters
