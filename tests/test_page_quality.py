@@ -111,6 +111,13 @@ def test_warp_moves_pixels_where_map_points_says(bilinear):
             assert np.hypot(*(found - (mr, mc))) < (0.35 if bilinear else 0.8)
         # and the map really moved them (rotation, scale, warp)
         assert np.abs(moved - points).max() > 5
+        # without displacement the fast affine path agrees with the mesh path
+        flat = Q.Warp(geometry.shape, geometry.matrix, geometry.vertices_x, geometry.vertices_y,
+                      np.zeros_like(geometry.displacement))
+        tiny = Q.Warp(geometry.shape, geometry.matrix, geometry.vertices_x, geometry.vertices_y,
+                      np.full_like(geometry.displacement, 1e-9))
+        a, b = Q.warp(img, flat, bilinear=bilinear), Q.warp(img, tiny, bilinear=bilinear)
+        assert (np.abs(a.astype(int) - b) > 2).mean() < 1e-4
 
 
 def test_identity_geometry_changes_nothing_and_scale_scales_the_staff():

@@ -24,8 +24,10 @@ training-time augmentation for 160 x 200 snippets (each stage applied with
 its probability); :func:`degrade_page` degrades a whole page at a named
 level of :data:`PAGE_LEVELS` (every stage drawn within the level's ranges)
 and returns the geometric map with it, so that notehead and system
-coordinates can follow the page. Everything is numpy and PIL, about a
-millisecond per snippet with the defaults (``bench/augmentation.py``).
+coordinates can follow the page. Everything is numpy and PIL: about half a
+millisecond per snippet with the defaults, 3-4 times less than a comparable
+albumentations pipeline and 15-25 times less than augraphy
+(``bench/augmentation.py``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class ScanOptions:
     scale : (float, float)
         Range of the staff-height scaling (> 1 enlarges the music).
     warp_px : float
-        Largest displacement of the smooth warp, pixels.
+        Largest displacement of the smooth warp, pixels (0 for snippets: over
+        200 px a warp is barely more than the affine map, which is faster).
     warp_cells : int
         Cells of the warp's mesh along the longer side (its smoothness); one
         cell (a bilinear map of the corners) suits snippets and is fastest.
@@ -83,7 +86,7 @@ class ScanOptions:
 
     rotation_deg: float = 1.0
     scale: tuple[float, float] = (0.9, 1.1)
-    warp_px: float = 1.0
+    warp_px: float = 0.0
     warp_cells: int = 1
     ink: tuple[int, int] = (0, 70)
     paper: tuple[int, int] = (205, 255)
@@ -254,6 +257,14 @@ def warp(img: np.ndarray, geometry: Warp, fill: int = 255, bilinear: bool = True
     np.ndarray, shape (H, W), uint8
     """
     h, w = img.shape
+    resample = Image.Resampling.BILINEAR if bilinear else Image.Resampling.NEAREST
+    if not geometry.displacement.any():  # purely affine: one call, twice as fast as a mesh
+        cy, cx = h / 2, w / 2
+        a = geometry.matrix
+        data = (a[0, 0], a[0, 1], cx - a[0, 0] * cx - a[0, 1] * cy,
+                a[1, 0], a[1, 1], cy - a[1, 0] * cx - a[1, 1] * cy)
+        return np.asarray(Image.fromarray(img).transform((w, h), Image.Transform.AFFINE, data,
+                                                         resample=resample, fillcolor=fill))
     vx, vy = geometry.vertices_x, geometry.vertices_y
     gx, gy = np.meshgrid(vx, vy)
     sx, sy = geometry.source(gx, gy)
@@ -264,7 +275,6 @@ def warp(img: np.ndarray, geometry: Warp, fill: int = 255, bilinear: bool = True
             quad = (sx[i, j], sy[i, j], sx[i + 1, j], sy[i + 1, j],
                     sx[i + 1, j + 1], sy[i + 1, j + 1], sx[i, j + 1], sy[i, j + 1])
             mesh.append((box, quad))
-    resample = Image.Resampling.BILINEAR if bilinear else Image.Resampling.NEAREST
     out = Image.fromarray(img).transform((w, h), Image.Transform.MESH, mesh,
                                          resample=resample, fillcolor=fill)
     return np.asarray(out)
@@ -339,9 +349,10 @@ def print_levels(img: np.ndarray, rng: np.random.Generator, options: ScanOptions
         fall = rng.uniform(0.5, 1.0) * options.shadow * (ramp[None, :] if side < 2 else ramp[:, None])
         paper_map = paper_map * (1.0 - fall)
     ink_map = ink + field[::-1, ::-1]
-    g = img.astype(np.float32) * (1.0 / 255.0)
-    out = ink_map + g * (paper_map - ink_map)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out = paper_map - ink_map  # in place from here: out = ink + g / 255 * (paper - ink)
+    out *= img * np.float32(1.0 / 255.0)
+    out += ink_map
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 def box_radius(sigma: float) -> float:
