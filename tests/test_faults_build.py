@@ -209,15 +209,19 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_killed_parallel_build_leaves_no_workers_and_resumes(tmp_path):
     root = tmp_path / "root"
-    args = ("--root", str(root), "--pieces", *SHORT, "--jobs", "2", *CLI_OPTIONS)
+    # enough pieces that the build cannot end before it is killed, however idle the machine
+    pieces = (*SHORT, "bach/bwv1.6", "bach/bwv2.6", "bach/bwv3.6", "bach/bwv4.8", "bach/bwv5.7",
+              "bach/bwv6.6", "bach/bwv7.7", "bach/bwv8.6")
+    args = ("--root", str(root), "--pieces", *pieces, "--jobs", "2", *CLI_OPTIONS)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     parent = subprocess.Popen([sys.executable, str(REPO / "build_dataset.py"), *args], cwd=REPO,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cmdline = Path(f"/proc/{parent.pid}/cmdline").read_bytes()
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and parent.poll() is None:
+            # read here, not right after Popen: until the exec is done, /proc shows the old command
+            cmdline = Path(f"/proc/{parent.pid}/cmdline").read_bytes()
             workers = [c for c in _children(parent.pid)
                        if Path(f"/proc/{c}/cmdline").read_bytes() == cmdline]
             if len(workers) >= 2 and any((root / WORK_DIR).glob("*/*")):
