@@ -35,7 +35,7 @@ from audio_sheet_retrieval.data.mung import SYSTEM_CLASS, CropObject, write_mung
 from audio_sheet_retrieval.data.unroll import nearest_system
 
 DEFAULT_TEMPI = (0.9, 1.0, 1.1)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: reductions keep tempo marks and voices
 """Version of what a built piece holds; a change rebuilds every piece."""
 
 
