@@ -58,6 +58,8 @@ ESCAPES = {
     "dollar": '$(system "touch {marker}")',
     "nested-call": '#(set-global-staff-size (begin (system "touch {marker}") 20))',
     "comment-ends-at-cr": '% a comment\r#(system "touch {marker}")',
+    "percent-in-lyric-word": 'words = \\lyricmode {{ a%b #(system "touch {marker}") }}',
+    "percent-in-markup-word": 'mk = \\markup {{ x%{{ }}\n#(system "touch {marker}")\n%}} }}',
     "backslash-quote": 'foo = \\" #(system "touch {marker}") "',
     "version-string": '\\version "2.24\\" #(system "touch {marker}") "',
     "procedure-callback": '\\applyContext #(lambda (c) (system "touch {marker}"))',

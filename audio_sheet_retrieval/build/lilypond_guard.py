@@ -19,8 +19,9 @@ unless all of it is music:
   or of LilyPond's own language and notation files (``"english.ly"``).
 
 The scan follows LilyPond's lexer where it matters (strings with and without
-escapes, ``%`` and ``%{ %}`` comments ending at CR or LF, ``\\`` before a
-quote) and refuses what it cannot read the same way LilyPond would.
+escapes, ``%`` and ``%{ %}`` comments ending at CR or LF, a ``%`` inside a
+lyric or markup word, ``\\`` before a quote) and refuses what it cannot read
+the same way LilyPond would in every input mode.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?(?:/\d+)?")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9:\-+*/.!?<>=_~^&@]+")
 _BOOLEANS = ("#t", "#f", "#true", "#false")
 _DELIMITERS = frozenset(" \t\n\r\f\v()\";")
+_WORD_BREAKS = frozenset(" \t\n\r\f$#{}\"\\")  # what ends a lyric or markup word
 _LETTER = re.compile(r"[A-Za-z\u0080-\U0010ffff]")
 _WORD = re.compile(r"[A-Za-z\u0080-\U0010ffff]+(?:[-_][A-Za-z\u0080-\U0010ffff]+)*")
 _MAX_DEPTH = 32
@@ -193,12 +195,20 @@ def scan_lilypond(text: str, on_include=None) -> None:
     while i < n:
         c = text[i]
         if c == "%":
-            if text.startswith("%{", i):
+            ends = [k for k in (text.find("\n", i), text.find("\r", i)) if k >= 0]
+            line_end = min(ends) if ends else n
+            if i > 0 and text[i - 1] not in _WORD_BREAKS:
+                # in lyrics and markup a word goes on through "%": LilyPond may read
+                # the rest of the line as music, so it must hold nothing to run
+                if text.startswith("%{", i) or any(ch in text[i + 1:line_end] for ch in '#$"\\%'):
+                    raise _Refused(i, "a '%' inside a word (a lyric or markup word goes on "
+                                      "through it) before code or a string")
+                i = line_end
+            elif text.startswith("%{", i):
                 end = text.find("%}", i + 2)
                 i = n if end < 0 else end + 2
             else:
-                ends = [k for k in (text.find("\n", i), text.find("\r", i)) if k >= 0]
-                i = min(ends) if ends else n
+                i = line_end
         elif c == '"':
             end = _string_end(text, i)
             if text[i + 1:end - 1] in FORBIDDEN_WORDS:
