@@ -276,11 +276,29 @@ def _bar_end(measure) -> float:
 
 
 def _voice_groups(measure) -> dict[str, list]:
-    """Notes and rests of a measure by its voice (notes outside voices count as voice 1)."""
+    """Printed notes and rests of a measure by voice (notes outside voices count as voice 1).
+
+    Hidden rests only hold a place; the export writes what a voice needs.
+    """
     groups: dict[str, list] = {"1": list(measure.notesAndRests)}
     for voice in measure.voices:
         groups.setdefault(str(voice.id), []).extend(voice.notesAndRests)
-    return {k: v for k, v in groups.items() if v}
+    return {k: kept for k, v in groups.items()
+            if (kept := [e for e in v if not e.style.hideObjectOnPrint])}
+
+
+def drop_invisible_notes(score) -> int:
+    """Remove the notes a score does not print (``print-object="no"``); returns how many.
+
+    Such notes are playback material, such as the written-out trills of
+    Haydn's op. 1/1 iii (1,210 hidden notes beside 891 printed ones): they
+    have no notehead, so they cannot be aligned and must not sound either;
+    the page and the audio agree note for note.
+    """
+    hidden = [n for n in score.recurse().notes if n.style.hideObjectOnPrint]
+    for n in hidden:
+        n.activeSite.remove(n)
+    return len(hidden)
 
 
 def _merge_staff(upper, lower, clef_obj, number: int):
@@ -299,6 +317,7 @@ def _merge_staff(upper, lower, clef_obj, number: int):
     voice_ids: dict[tuple, str] = {}  # (source part, source voice, lane) -> staff voice id
     for i, (a, b) in enumerate(zip(mu, ml)):
         m = stream.Measure(number=a.number)
+        m.numberSuffix, m.showNumber = a.numberSuffix, a.showNumber  # a pickup stays implicit
         m.paddingLeft, m.paddingRight = a.paddingLeft, a.paddingRight
         if i == 0:
             m.insert(0, copy.deepcopy(clef_obj))
@@ -381,6 +400,7 @@ def load_musicxml(source: PieceSource) -> str:
     A score is reduced only when ``source.reduce`` asks for it and the
     score really is for four or more non-keyboard parts
     (:func:`is_ensemble_score`); a piano score is engraved as written.
+    Notes the score does not print are dropped (:func:`drop_invisible_notes`).
 
     Raises
     ------
@@ -390,6 +410,7 @@ def load_musicxml(source: PieceSource) -> str:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     score = parse_score(source.path)
+    drop_invisible_notes(score)
     if source.reduce and is_ensemble_score(score):
         score = reduce_to_grand_staff(score)
     for part in score.parts:
