@@ -30,6 +30,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable
@@ -262,8 +263,46 @@ def _renumber_voices(root: ET.Element) -> None:
         voice.text = renumber[(part_id, staff, number)]
 
 
-def _prepare_musicxml(musicxml: str, label: str) -> str:
-    """MusicXML for musicxml2ly: text neutralized (:func:`_neutralize_text`), voices renumbered.
+def _playback_tempi(root: ET.Element, token: str) -> None:
+    """Give every tempo that is only played (``<sound tempo>``) a metronome mark musicxml2ly reads.
+
+    musicxml2ly turns ``<metronome>`` marks into ``\\tempo`` but plays
+    ``<sound tempo>`` alone at most as the initial tempo (and only with
+    ``--midi``): a chorale marked for 96 bpm played at 120. Each such tempo
+    gets a metronome mark labelled ``token``, whose ``\\tempo`` is then
+    hidden again in the LilyPond text (:func:`_hide_playback_tempi`).
+    """
+    for parent in list(root.iter()):
+        for k, sound in reversed(list(enumerate(parent))):
+            tempo = sound.get("tempo") if sound.tag == "sound" else None
+            if tempo is None or parent.tag not in ("direction", "measure"):
+                continue
+            try:
+                bpm = round(float(tempo))
+            except ValueError:
+                continue
+            if bpm <= 0 or (parent.tag == "direction" and parent.find(".//metronome") is not None):
+                continue
+            mark = ET.fromstring(
+                f"<direction-type><words>{token}</words><metronome><beat-unit>quarter</beat-unit>"
+                f"<per-minute>{bpm}</per-minute></metronome></direction-type>")
+            if parent.tag == "direction":
+                parent.insert(len(parent.findall("direction-type")), mark)
+            else:  # a <sound> of the measure itself: a direction of its own at its place
+                direction = ET.Element("direction")
+                direction.append(mark)
+                parent.insert(k, direction)
+
+
+def _hide_playback_tempi(text: str, token: str) -> str:
+    """``\\tempo "token" 4=96`` (see :func:`_playback_tempi`) as a tempo that is not printed."""
+    return re.sub(r'\\tempo\s*"' + re.escape(token) + r'"\s*',
+                  r"\\once \\set Score.tempoHideNote = ##t \\tempo ", text)
+
+
+def _prepare_musicxml(musicxml: str, label: str, tempo_token: str = "") -> str:
+    """MusicXML for musicxml2ly: text neutralized (:func:`_neutralize_text`), voices renumbered,
+    played tempi made readable (:func:`_playback_tempi`, with ``tempo_token``).
 
     Raises
     ------
@@ -276,6 +315,8 @@ def _prepare_musicxml(musicxml: str, label: str) -> str:
         raise ValueError(f"{label}: not well-formed MusicXML ({err}); fix or re-export it") from None
     _neutralize_text(root)
     _renumber_voices(root)
+    if tempo_token:
+        _playback_tempi(root, tempo_token)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
@@ -297,10 +338,11 @@ def _musicxml_to_ly(musicxml: str, workdir: Path, label: str) -> str:
     (musicxml2ly's own Scheme definitions excepted).
     """
     xml_path = workdir / "input.musicxml"
-    xml_path.write_text(_prepare_musicxml(musicxml, label), encoding="utf-8")
+    token = f"asr-tempo-{uuid.uuid4().hex}"  # no score text can forge it
+    xml_path.write_text(_prepare_musicxml(musicxml, label, token), encoding="utf-8")
     _run(["musicxml2ly", "-o", "converted.ly", xml_path.name],
          workdir, label, "musicxml2ly")
-    text = (workdir / "converted.ly").read_text(encoding="utf-8")
+    text = _hide_playback_tempi((workdir / "converted.ly").read_text(encoding="utf-8"), token)
     own = text
     for definition in _musicxml2ly_definitions():
         own = own.replace(definition, "")
