@@ -2,7 +2,9 @@
 """How faithfully the builder reduces four-part scores to piano: notes, duration, measures.
 
 For each piece the score goes through the builder's reader and reduction
-(``load_musicxml``) and verovio plays it as MIDI (no pages, no synthesis).
+(``load_musicxml``) and verovio plays it as MIDI (no pages, no synthesis), or
+with ``--engraver lilypond`` the builder's LilyPond engraver lays it out and
+plays it (musicxml2ly, LilyPond; pages, no synthesis).
 The MIDI's notes, end time and measures are compared with what the original
 score says (:func:`audio_sheet_retrieval.build.checks.summarize_source`).
 A checkout without the checks module (an older one) records the built figures
@@ -11,6 +13,7 @@ only; ``--baseline`` compares such a run with the expectations of this one.
 Usage::
 
     OMP_NUM_THREADS=1 python bench/reduction_fidelity.py --out after.json [--baseline before.json]
+        [--engraver lilypond] [--pieces bach/bwv259 ...]
 """
 
 from __future__ import annotations
@@ -42,13 +45,19 @@ def default_pieces(n_chorales: int = 20) -> list[str]:
     return chorales[::step][:n_chorales] + quartet_specs()
 
 
-def built(spec: str) -> dict:
-    """Notes, end (s) and measures of the verovio MIDI of the builder's MusicXML."""
+def built(spec: str, engraver: str = "verovio") -> dict:
+    """Notes, end (s) and measures of the engraver's MIDI of the builder's MusicXML."""
     import verovio
 
     from audio_sheet_retrieval.build.engrave_verovio import VEROVIO_OPTIONS
     from audio_sheet_retrieval.build.midi import read_note_events
 
+    if engraver == "lilypond":
+        from audio_sheet_retrieval.build.pipeline import engrave_source
+
+        events = engrave_source(resolve([spec])[0], "lilypond").note_events
+        end = float((events[:, 0] + events[:, 2]).max()) if len(events) else 0.0
+        return {"notes": len(events), "end_s": end, "measures": None}
     xml = load_musicxml(resolve([spec])[0])
     verovio.enableLog(verovio.LOG_ERROR)
     tk = verovio.toolkit()
@@ -66,14 +75,15 @@ def expected(spec: str) -> dict | None:
     except ImportError:
         return None
     summary = summarize_source(resolve([spec])[0])
-    return {"notes": summary.notes, "end_s": summary.end_s, "measures": summary.measures}
+    return {"notes": summary.notes, "end_s": summary.end_s, "measures": summary.measures,
+            "clashes": summary.clashes}
 
 
 def _alarm(signum, frame):
     raise TimeoutError("timed out")
 
 
-def measure(pieces: list[str], timeout_s: int) -> dict:
+def measure(pieces: list[str], timeout_s: int, engraver: str = "verovio") -> dict:
     signal.signal(signal.SIGALRM, _alarm)
     rows = {}
     for spec in pieces:
@@ -82,7 +92,7 @@ def measure(pieces: list[str], timeout_s: int) -> dict:
         try:
             signal.alarm(timeout_s)
             row["expected"] = expected(spec)
-            row["built"] = built(spec)
+            row["built"] = built(spec, engraver)
         except Exception as err:  # a failing piece is a result too
             row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         finally:
@@ -95,7 +105,7 @@ def measure(pieces: list[str], timeout_s: int) -> dict:
 
 def agreement(rows: dict, expectations: dict) -> dict:
     """Per piece relative note difference and duration difference; medians and exact counts."""
-    notes, ends, measures, failed = [], [], [], 0
+    notes, ends, measures, kept, failed = [], [], [], [], 0
     for spec, exp in expectations.items():
         got = rows.get(spec, {}).get("built")
         if exp is None:
@@ -103,16 +113,20 @@ def agreement(rows: dict, expectations: dict) -> dict:
         if got is None:
             failed += 1
             continue
+        kept.append(exp)
         notes.append((got["notes"] - exp["notes"]) / exp["notes"])
         ends.append(got["end_s"] - exp["end_s"])
-        measures.append(got["measures"] == exp["measures"])
+        if got["measures"] is not None:
+            measures.append(got["measures"] == exp["measures"])
     return {
         "pieces": len(notes), "failed": failed,
         "notes_exact": sum(abs(d) < 1e-12 for d in notes),
+        "notes_within_1pct": sum(abs(d) <= 0.01 for d in notes),
         "notes_rel_diff_median": statistics.median(notes) if notes else None,
         "notes_rel_diff_worst": min(notes, key=lambda d: -abs(d)) if notes else None,
         "end_diff_s_median": statistics.median(ends) if ends else None,
         "end_within_1s": sum(abs(d) <= 1.0 for d in ends),
+        "end_within_3pct": sum(abs(d) <= 0.03 * exp["end_s"] for d, exp in zip(ends, kept)),
         "measures_equal": sum(measures),
     }
 
@@ -123,8 +137,9 @@ def main() -> int:
     p.add_argument("--timeout", type=int, default=300, help="seconds per piece")
     p.add_argument("--out", type=Path, required=True, help="JSON file of the results")
     p.add_argument("--baseline", type=Path, help="an earlier --out to compare against")
+    p.add_argument("--engraver", choices=("verovio", "lilypond"), default="verovio")
     args = p.parse_args()
-    rows = measure(args.pieces or default_pieces(), args.timeout)
+    rows = measure(args.pieces or default_pieces(), args.timeout, args.engraver)
     expectations = {s: r.get("expected") for s, r in rows.items()}
     result = {"rows": rows, "agreement": agreement(rows, expectations)}
     if args.baseline:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 
@@ -260,26 +261,60 @@ def test_reduction_plays_the_written_tempo():
 
 
 def test_reduction_keeps_every_voice():
-    """Haydn op. 1/1 iii has two voices in most parts: none may be stacked into an overfull bar."""
-    from music21 import converter
+    """Schumann op. 41/1 iii has parts in two printed voices: none may be stacked into one."""
+    from audio_sheet_retrieval.build.checks import summarize_score, summarize_source
+    from audio_sheet_retrieval.build.sources import parse_score, reduce_to_grand_staff, resolve
 
+    source = resolve(["schumann_robert/opus41no1/movement3"])[0]
+    expected = summarize_source(source)
+    reduced = reduce_to_grand_staff(parse_score(source.path))
+    for staff in reduced.parts:
+        for measure in staff.getElementsByClass("Measure"):
+            bar = float(measure.barDuration.quarterLength)
+            for voice in measure.voices:
+                sounding = sorted((float(n.offset), float(n.offset + n.quarterLength))
+                                  for n in voice.notes)
+                assert all(b[0] >= a[1] - 1e-9 for a, b in zip(sounding, sounding[1:])), (
+                    f"measure {measure.number}: notes overlap within a voice")
+                assert all(end <= bar + 1e-9 for _, end in sounding), measure.number
+    reread = summarize_score(reduced, [[p] for p in reduced.parts])
+    assert reread.notes == expected.notes == 1772 and reread.measures == expected.measures
+
+
+def test_notes_the_score_does_not_print_are_left_out():
+    """Haydn op. 1/1 iii prints 891 notes and hides 1,210 that play its trills: those have no
+    notehead, so they must not sound either (they overfilled the bars of the reduction)."""
     from audio_sheet_retrieval.build.checks import summarize_source
     from audio_sheet_retrieval.build.midi import read_note_events
     from audio_sheet_retrieval.build.sources import load_musicxml, resolve
 
     source = resolve(["haydn/opus1no1/movement3"])[0]
     expected = summarize_source(source)
-    assert (expected.notes, expected.measures) == (2088, 42)
+    assert (expected.notes, expected.measures) == (878, 42)  # 891 printed, 13 tie continuations
     xml = load_musicxml(source)
+    notes = ET.fromstring(xml.encode()).iter("note")
+    assert not [n for n in notes if n.get("print-object") == "no" and n.find("pitch") is not None]
     buf = io.BytesIO()
     _verovio_midi(xml).save(file=buf)
     events = read_note_events(buf.getvalue())
     assert len(events) == expected.notes
     assert abs((events[:, 0] + events[:, 2]).max() - expected.end_s) < 0.03 * expected.end_s
-    reread = converter.parse(xml, format="musicxml", forceSource=True)
-    written = converter.parse(str(source.path), forceSource=True)
-    assert float(reread.highestTime) == pytest.approx(float(written.highestTime), rel=0.03)
-    assert all(len(p.getElementsByClass("Measure")) == 42 for p in reread.parts)
+
+
+@needs_lilypond
+def test_lilypond_plays_the_reduction_as_written():
+    """musicxml2ly played tempo-only marks at 120 bpm and lost the chorale's pickup."""
+    from audio_sheet_retrieval.build.checks import check_engraving
+    from audio_sheet_retrieval.build.pipeline import engrave_source
+    from audio_sheet_retrieval.build.sources import load_musicxml, resolve
+
+    source = resolve(["bach/bwv165.6"])[0]
+    assert '<measure implicit="yes" number="0">' in load_musicxml(source)  # the pickup
+    engraved = engrave_source(source, "lilypond")
+    summary = check_engraving(source, engraved)
+    events = engraved.note_events
+    # 20 s at 96 bpm; at 120 bpm it ended at 17.5 s, without the pickup 1.9 s later
+    assert summary.end_s == pytest.approx(20.0) and abs(events[:, [0, 2]].sum(axis=1).max() - 20.0) < 0.01
 
 
 @pytest.fixture(scope="module")
