@@ -9,8 +9,10 @@ row per note event (onset in whole notes, MIDI pitch, duration,
 Onsets in whole notes become seconds through the tempo map of the MIDI file
 LilyPond writes (a ``\\midi`` block is added when the score has none); that
 MIDI file is also the piece's note events. LilyPond merges tied notes, and
-unisons of one staff, into one MIDI note: heads without a MIDI note of their
-own (tie continuations first) get ``onset_s=None``.
+plays no second note of a pitch that already sounds on the staff: heads
+without a MIDI note of their own (tie continuations first) get
+``onset_s=None``. musicxml2ly plays only ``<metronome>`` marks, so tempi
+given for playback alone (``<sound tempo>``) become hidden ``\\tempo`` marks.
 
 LilyPond runs whatever Scheme a ``.ly`` file holds and has no safe mode
 (``-dsafe`` was removed in 2.23.12): a user's file, and musicxml2ly's
