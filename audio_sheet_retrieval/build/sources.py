@@ -318,7 +318,9 @@ def _merge_staff(upper, lower, clef_obj, number: int):
     for i, (a, b) in enumerate(zip(mu, ml)):
         m = stream.Measure(number=a.number)
         m.numberSuffix, m.showNumber = a.numberSuffix, a.showNumber  # a pickup stays implicit
-        m.paddingLeft, m.paddingRight = a.paddingLeft, a.paddingRight
+        # a pickup (or a short last bar) is as short as the fuller of the two parts says
+        m.paddingLeft = min(a.paddingLeft, b.paddingLeft)
+        m.paddingRight = min(a.paddingRight, b.paddingRight)
         if i == 0:
             m.insert(0, copy.deepcopy(clef_obj))
         for cls in ("KeySignature", "TimeSignature"):
