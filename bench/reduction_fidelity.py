@@ -45,20 +45,36 @@ def default_pieces(n_chorales: int = 20) -> list[str]:
     return chorales[::step][:n_chorales] + quartet_specs()
 
 
-def built(spec: str, engraver: str = "verovio") -> dict:
-    """Notes, end (s) and measures of the engraver's MIDI of the builder's MusicXML."""
+def built(spec: str, engraver: str = "verovio", full: bool = False) -> dict:
+    """Notes, end (s) and measures of the engraver's MIDI of the builder's MusicXML.
+
+    With ``full`` (always for LilyPond) the piece is engraved as the builder
+    does, and the builder's own check is run on it where the checkout has it.
+    """
     import verovio
 
     from audio_sheet_retrieval.build.engrave_verovio import VEROVIO_OPTIONS
     from audio_sheet_retrieval.build.midi import read_note_events
 
-    if engraver == "lilypond":
+    source = resolve([spec])[0]
+    if full or engraver == "lilypond":
         from audio_sheet_retrieval.build.pipeline import engrave_source
 
-        events = engrave_source(resolve([spec])[0], "lilypond").note_events
-        end = float((events[:, 0] + events[:, 2]).max()) if len(events) else 0.0
-        return {"notes": len(events), "end_s": end, "measures": None}
-    xml = load_musicxml(resolve([spec])[0])
+        engraved = engrave_source(source, engraver)
+        events = engraved.note_events
+        row = {"notes": len(events), "end_s": float((events[:, 0] + events[:, 2]).max()),
+               "measures": getattr(engraved, "measures", None)}
+        try:
+            from audio_sheet_retrieval.build.checks import check_engraving
+        except ImportError:
+            return row
+        try:
+            check_engraving(source, engraved)
+            row["check"] = "ok"
+        except ValueError as err:
+            row["check"] = str(err)
+        return row
+    xml = load_musicxml(source)
     verovio.enableLog(verovio.LOG_ERROR)
     tk = verovio.toolkit()
     tk.setOptions(VEROVIO_OPTIONS)
@@ -76,14 +92,16 @@ def expected(spec: str) -> dict | None:
         return None
     summary = summarize_source(resolve([spec])[0])
     return {"notes": summary.notes, "end_s": summary.end_s, "measures": summary.measures,
-            "clashes": summary.clashes}
+            "clashes": summary.clashes, "padding_s": summary.padding_s,
+            "tremolo_notes": summary.tremolo_notes}
 
 
 def _alarm(signum, frame):
     raise TimeoutError("timed out")
 
 
-def measure(pieces: list[str], timeout_s: int, engraver: str = "verovio") -> dict:
+def measure(pieces: list[str], timeout_s: int, engraver: str = "verovio",
+            full: bool = False) -> dict:
     signal.signal(signal.SIGALRM, _alarm)
     rows = {}
     for spec in pieces:
@@ -92,7 +110,7 @@ def measure(pieces: list[str], timeout_s: int, engraver: str = "verovio") -> dic
         try:
             signal.alarm(timeout_s)
             row["expected"] = expected(spec)
-            row["built"] = built(spec, engraver)
+            row["built"] = built(spec, engraver, full)
         except Exception as err:  # a failing piece is a result too
             row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         finally:
@@ -128,6 +146,9 @@ def agreement(rows: dict, expectations: dict) -> dict:
         "end_within_1s": sum(abs(d) <= 1.0 for d in ends),
         "end_within_3pct": sum(abs(d) <= 0.03 * exp["end_s"] for d, exp in zip(ends, kept)),
         "measures_equal": sum(measures),
+        "check_passed": sum(rows.get(s, {}).get("built", {}).get("check") == "ok" for s in expectations),
+        "check_failed": sorted(s for s in expectations
+                               if rows.get(s, {}).get("built", {}).get("check", "ok") != "ok"),
     }
 
 
@@ -138,8 +159,10 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True, help="JSON file of the results")
     p.add_argument("--baseline", type=Path, help="an earlier --out to compare against")
     p.add_argument("--engraver", choices=("verovio", "lilypond"), default="verovio")
+    p.add_argument("--full", action="store_true",
+                   help="engrave pages as the builder does and run its check (slower)")
     args = p.parse_args()
-    rows = measure(args.pieces or default_pieces(), args.timeout, args.engraver)
+    rows = measure(args.pieces or default_pieces(), args.timeout, args.engraver, args.full)
     expectations = {s: r.get("expected") for s, r in rows.items()}
     result = {"rows": rows, "agreement": agreement(rows, expectations)}
     if args.baseline:
