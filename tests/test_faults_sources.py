@@ -334,6 +334,20 @@ def test_check_engraving_passes_a_faithful_build(engraved_chorale):
     assert summary.notes == len(engraved.note_events) and summary.measures == engraved.measures == 9
 
 
+@pytest.mark.parametrize("name, what", [
+    ("bach/bwv277", "padding_s"),  # a bar split by a repeat sign: verovio plays it full
+    ("schumann_clara/polonaise_op1n4", "tremolo_notes"),  # 24 tremolos played as repeated notes
+])
+def test_check_engraving_knows_what_verovio_adds(name, what):
+    from audio_sheet_retrieval.build.checks import check_engraving
+    from audio_sheet_retrieval.build.pipeline import engrave_source
+    from audio_sheet_retrieval.build.sources import resolve
+
+    source = resolve([name])[0]
+    summary = check_engraving(source, engrave_source(source, "verovio"))
+    assert getattr(summary, what) > 0
+
+
 @pytest.mark.parametrize("fault", ["lost notes", "played at 120 bpm", "extra measure"])
 def test_check_engraving_fails_loudly(engraved_chorale, fault):
     from dataclasses import replace
