@@ -9,8 +9,16 @@ row per note event (onset in whole notes, MIDI pitch, duration,
 Onsets in whole notes become seconds through the tempo map of the MIDI file
 LilyPond writes (a ``\\midi`` block is added when the score has none); that
 MIDI file is also the piece's note events. LilyPond merges tied notes, and
-unisons of one staff, into one MIDI note: heads without a MIDI note of their
-own (tie continuations first) get ``onset_s=None``.
+plays no second note of a pitch that already sounds on the staff: heads
+without a MIDI note of their own (tie continuations first) get
+``onset_s=None``. musicxml2ly plays only ``<metronome>`` marks, so tempi
+given for playback alone (``<sound tempo>``) become hidden ``\\tempo`` marks.
+
+LilyPond runs whatever Scheme a ``.ly`` file holds and has no safe mode
+(``-dsafe`` was removed in 2.23.12): a user's file, and musicxml2ly's
+output for a user's MusicXML, are checked by
+:mod:`audio_sheet_retrieval.build.lilypond_guard` before LilyPond sees them,
+and the score's words are neutralized before musicxml2ly copies them.
 
 Pages are rasterized with PyMuPDF ``PAGE_WIDTH_PX`` wide. LilyPond's PDF has
 no system boxes: staves are found on the page image (five equally spaced long
@@ -24,6 +32,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,6 +49,7 @@ from audio_sheet_retrieval.build.engraving import (
     Notehead,
     System,
 )
+from audio_sheet_retrieval.build.lilypond_guard import check_lilypond_file, check_lilypond_text
 from audio_sheet_retrieval.build.midi import _tick_to_seconds, read_note_events
 from audio_sheet_retrieval.sheet.staff_detection import Staff
 
@@ -182,7 +192,7 @@ def _run(cmd: list[str], cwd: Path, label: str, tool: str, ly_name: str = "") ->
     ``ly_name`` replaces the work file's name in LilyPond's error message.
     """
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                               timeout=LILYPOND_TIMEOUT_S, check=False)
     except FileNotFoundError:
         raise ValueError(f"{label}: {tool} not found; {_INSTALL}") from None
@@ -199,21 +209,37 @@ def _run(cmd: list[str], cwd: Path, label: str, tool: str, ly_name: str = "") ->
 
 
 _VOICED = ("note", "forward", "direction")
+_NEUTRAL = str.maketrans({'"': "\u201d", "\\": "/", "#": "\u266f", "$": "\uff04", "%": "\uff05",
+                          "{": "(", "}": ")"})
+"""Look-alikes for the characters that could end a LilyPond string or start code."""
+_COLOR = re.compile(r"#[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
 
 
-def _unique_voices(musicxml: str) -> str:
-    """MusicXML where no voice number of a part is used on two staves.
+def _neutralize_text(root: ET.Element) -> None:
+    """Replace, in every text and attribute value, what could break out of a LilyPond string.
+
+    musicxml2ly copies words, lyrics and titles into its output, some of
+    them without escaping (``<words>x" #(system "...") "</words>`` becomes
+    code); after this no text of the score can. Colours (``#FF0000``) stay.
+    """
+    for el in root.iter():
+        if el.text:
+            el.text = el.text.translate(_NEUTRAL)
+        if el.tail:
+            el.tail = el.tail.translate(_NEUTRAL)
+        for key, value in el.attrib.items():
+            if not _COLOR.fullmatch(value):
+                el.attrib[key] = value.translate(_NEUTRAL)
+
+
+def _renumber_voices(root: ET.Element) -> None:
+    """Make no voice number of a part used on two staves.
 
     musicxml2ly appends the notes of a voice number that comes back on a
     second staff (as in music21's grand-staff reductions) after those of the
     first staff, so the staves would play one after the other. Voices are
-    renumbered 1, 2, ... by (staff, voice); text that needs no change, or
-    that does not parse, is returned as is.
+    renumbered 1, 2, ... by (staff, voice) where a number is shared.
     """
-    try:
-        root = ET.fromstring(musicxml)
-    except ET.ParseError:
-        return musicxml  # musicxml2ly reports the error
     voiced = []  # (element's <voice>, part id, staff, voice)
     for part in root.iter("part"):
         for el in part.iter():
@@ -225,7 +251,7 @@ def _unique_voices(musicxml: str) -> str:
     for _, part_id, staff, number in voiced:
         staves_of[(part_id, number)].add(staff)
     if all(len(staves) == 1 for staves in staves_of.values()):
-        return musicxml
+        return
 
     def as_number(text: str) -> tuple[int, str]:
         return (int(text) if text.isdigit() else 0, text)
@@ -237,16 +263,93 @@ def _unique_voices(musicxml: str) -> str:
         renumber[key] = str(used[key[0]])
     for voice, part_id, staff, number in voiced:
         voice.text = renumber[(part_id, staff, number)]
+
+
+def _playback_tempi(root: ET.Element, token: str) -> None:
+    """Give every tempo that is only played (``<sound tempo>``) a metronome mark musicxml2ly reads.
+
+    musicxml2ly turns ``<metronome>`` marks into ``\\tempo`` but plays
+    ``<sound tempo>`` alone at most as the initial tempo (and only with
+    ``--midi``): a chorale marked for 96 bpm played at 120. Each such tempo
+    gets a metronome mark labelled ``token``, whose ``\\tempo`` is then
+    hidden again in the LilyPond text (:func:`_hide_playback_tempi`).
+    """
+    for parent in list(root.iter()):
+        for k, sound in reversed(list(enumerate(parent))):
+            tempo = sound.get("tempo") if sound.tag == "sound" else None
+            if tempo is None or parent.tag not in ("direction", "measure"):
+                continue
+            try:
+                bpm = round(float(tempo))
+            except ValueError:
+                continue
+            if bpm <= 0 or (parent.tag == "direction" and parent.find(".//metronome") is not None):
+                continue
+            mark = ET.fromstring(
+                f"<direction-type><words>{token}</words><metronome><beat-unit>quarter</beat-unit>"
+                f"<per-minute>{bpm}</per-minute></metronome></direction-type>")
+            if parent.tag == "direction":
+                parent.insert(len(parent.findall("direction-type")), mark)
+            else:  # a <sound> of the measure itself: a direction of its own at its place
+                direction = ET.Element("direction")
+                direction.append(mark)
+                parent.insert(k, direction)
+
+
+def _hide_playback_tempi(text: str, token: str) -> str:
+    """``\\tempo "token" 4=96`` (see :func:`_playback_tempi`) as a tempo that is not printed."""
+    return re.sub(r'\\tempo\s*"' + re.escape(token) + r'"\s*',
+                  r"\\once \\set Score.tempoHideNote = ##t \\tempo ", text)
+
+
+def _prepare_musicxml(musicxml: str, label: str, tempo_token: str = "") -> str:
+    """MusicXML for musicxml2ly: text neutralized (:func:`_neutralize_text`), voices renumbered,
+    played tempi made readable (:func:`_playback_tempi`, with ``tempo_token``).
+
+    Raises
+    ------
+    ValueError
+        If the text is not well-formed XML.
+    """
+    try:
+        root = ET.fromstring(musicxml)
+    except ET.ParseError as err:
+        raise ValueError(f"{label}: not well-formed MusicXML ({err}); fix or re-export it") from None
+    _neutralize_text(root)
+    _renumber_voices(root)
+    if tempo_token:
+        _playback_tempi(root, tempo_token)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
+def _musicxml2ly_definitions() -> tuple[str, ...]:
+    """The Scheme definitions musicxml2ly itself may write into its output, from its source."""
+    exe = shutil.which("musicxml2ly")
+    try:
+        code = Path(exe).read_text(encoding="utf-8") if exe else ""
+    except (OSError, UnicodeDecodeError):
+        return ()
+    return tuple(d for d in re.findall(r'"""(.*?)"""', code, re.S) if "#(define" in d)
+
+
 def _musicxml_to_ly(musicxml: str, workdir: Path, label: str) -> str:
-    """Convert MusicXML text to LilyPond text with ``musicxml2ly``."""
+    """Convert MusicXML text to LilyPond text with ``musicxml2ly``.
+
+    The score's text cannot become code (:func:`_prepare_musicxml`), and
+    the output is checked like a user's ``.ly`` file all the same
+    (musicxml2ly's own Scheme definitions excepted).
+    """
     xml_path = workdir / "input.musicxml"
-    xml_path.write_text(_unique_voices(musicxml), encoding="utf-8")
+    token = f"asr-tempo-{uuid.uuid4().hex}"  # no score text can forge it
+    xml_path.write_text(_prepare_musicxml(musicxml, label, token), encoding="utf-8")
     _run(["musicxml2ly", "-o", "converted.ly", xml_path.name],
          workdir, label, "musicxml2ly")
-    return (workdir / "converted.ly").read_text(encoding="utf-8")
+    text = _hide_playback_tempi((workdir / "converted.ly").read_text(encoding="utf-8"), token)
+    own = text
+    for definition in _musicxml2ly_definitions():
+        own = own.replace(definition, "")
+    check_lilypond_text(own, f"{label} (converted by musicxml2ly)")
+    return text
 
 
 def _check_tools(need_musicxml2ly: bool, label: str) -> None:
@@ -615,6 +718,9 @@ def engrave(source: str | Path, *, is_lilypond: bool = False) -> EngravedScore:
 
     Raises
     ------
+    UnsafeScoreError
+        If the input would run Scheme code or use other files (a
+        ``ValueError`` and an ``AsrError``; names the file and line).
     ValueError
         If LilyPond or musicxml2ly is missing, fails or times out, the input
         cannot be read, or the score has no engraved notes.
@@ -624,6 +730,7 @@ def engrave(source: str | Path, *, is_lilypond: bool = False) -> EngravedScore:
     with tempfile.TemporaryDirectory(prefix="engrave_lilypond_") as tmp:
         workdir = Path(tmp)
         if is_lilypond:
+            check_lilypond_file(Path(source))  # LilyPond has no safe mode: refuse any code
             text, include = _read_text(Path(source), label), Path(source).resolve().parent
         else:
             xml = _read_text(source, label) if isinstance(source, Path) else source

@@ -129,6 +129,11 @@ def _tie_continuations(mei: str) -> set[str]:
     return ends
 
 
+def _count_measures(mei: str) -> int:
+    """Measures of an MEI score (``<measure>`` elements)."""
+    return len(re.findall(r"<measure\b", mei))
+
+
 def _rasterize(svg: str) -> np.ndarray:
     png = cairosvg.svg2png(bytestring=svg.encode("utf-8"), output_width=PAGE_WIDTH_PX,
                            background_color="white")
@@ -166,7 +171,8 @@ def engrave(musicxml: str | bytes) -> EngravedScore:
     for entry in tk.renderToTimemap():
         for nid in entry.get("on", []):
             onsets_ms.setdefault(nid, float(entry["tstamp"]))  # first pass only
-    continuations = _tie_continuations(tk.getMEI())
+    mei = tk.getMEI()
+    continuations = _tie_continuations(mei)
     pages, noteheads, systems = [], [], []
     for page in range(tk.getPageCount()):
         svg = tk.renderToSVG(page + 1)
@@ -188,4 +194,4 @@ def engrave(musicxml: str | bytes) -> EngravedScore:
     return EngravedScore(pages=pages, noteheads=noteheads, systems=systems,
                          note_events=note_events, engraver="verovio",
                          source=musicxml if isinstance(musicxml, str) else "",
-                         source_suffix=".musicxml")
+                         source_suffix=".musicxml", measures=_count_measures(mei))

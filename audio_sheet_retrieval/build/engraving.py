@@ -87,6 +87,9 @@ class EngravedScore:
         The engraver's input text (MusicXML, LilyPond) kept beside the piece.
     source_suffix : str
         File suffix of ``source`` (``.musicxml``, ``.ly``).
+    measures : int or None
+        Measures engraved (of the first staff); ``None`` where the engraver
+        does not say.
     """
 
     pages: list[np.ndarray]
@@ -96,3 +99,4 @@ class EngravedScore:
     engraver: str
     source: str = ""
     source_suffix: str = ".txt"
+    measures: int | None = None

@@ -68,6 +68,21 @@ def read_note_events(midi: bytes | str | Path) -> np.ndarray:
     return out.reshape(-1, 5)
 
 
+def end_time_s(note_events: np.ndarray) -> float:
+    """When the last note ends: ``max(onset + duration)``, in seconds (0 without notes).
+
+    Not the end of the last note by onset: an earlier note can be held longer.
+
+    Parameters
+    ----------
+    note_events : np.ndarray, shape (N, >=3)
+        Onset (s), pitch, duration (s), ...
+    """
+    if len(note_events) == 0:
+        return 0.0
+    return float(np.max(note_events[:, 0] + note_events[:, 2]))
+
+
 def write_midi(note_events: np.ndarray, program: int = 0, bank: int = 0,
                velocity: int = 80) -> bytes:
     """A one-track MIDI file playing ``note_events`` on one instrument.

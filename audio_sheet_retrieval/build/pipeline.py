@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from audio_sheet_retrieval.audio.spectrogram import FPS, onset_frame, spectrogram
 from audio_sheet_retrieval.build.align import match_noteheads
+from audio_sheet_retrieval.build.checks import check_engraving, check_performances
 from audio_sheet_retrieval.build.engraving import EngravedScore
-from audio_sheet_retrieval.build.midi import write_midi
+from audio_sheet_retrieval.build.midi import end_time_s, write_midi
 from audio_sheet_retrieval.build.sources import PieceSource
 from audio_sheet_retrieval.build.synth import DEFAULT_SYNTHS, SYNTHS, render
 from audio_sheet_retrieval.build.workers import die_with_parent
@@ -284,6 +285,7 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions, force: b
         t = time.perf_counter()
         engraved = engrave_source(source, options.engraver)
         timings["engrave_s"] = time.perf_counter() - t
+        check_engraving(source, engraved)  # notation, MIDI and pages agree, or the piece fails
         timings["pages"] = len(engraved.pages)
         event_idx = match_noteheads(engraved.noteheads, engraved.note_events)
         if (event_idx >= 0).sum() == 0:
@@ -303,6 +305,7 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions, force: b
                 duration = _write_performance(perf_dir, synth, events, options.keep_audio, timings)
                 if tempo == 1.0:
                     timings.setdefault("audio_s", duration)
+        check_performances(source.name, tmp / "performances", engraved.note_events, dict(perfs))
         n_onset_heads = sum(h.onset_s is not None for h in engraved.noteheads)
         meta = {
             "piece": source.name, FORMAT_KEY: DATA_FORMAT_VERSION,
@@ -314,8 +317,7 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions, force: b
             "aligned_noteheads": int((event_idx >= 0).sum()),
             "note_events": int(len(engraved.note_events)),
             "unaligned_note_events": int(len(engraved.note_events) - len(set(event_idx[event_idx >= 0]))),
-            "duration_s_at_tempo_1": round(float(engraved.note_events[:, 0].max()
-                                                 + engraved.note_events[-1, 2]), 3),
+            "duration_s_at_tempo_1": round(end_time_s(engraved.note_events), 3),
             "performances": [p for p, _ in perfs],
             "build_options": asdict(options), BUILDER_KEY: options.digest(),
             "timings": {k: (round(v, 4) if isinstance(v, float) else

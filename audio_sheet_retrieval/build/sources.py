@@ -9,6 +9,7 @@ bass staff, each part a voice of its own.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import fnmatch
 import hashlib
@@ -137,7 +138,14 @@ def _is_chorale(name: str) -> bool:
 
 
 def _needs_reduction(name: str) -> bool:
-    """Four-part corpus scores (chorales, quartets) become a piano grand staff."""
+    """Four-part corpus scores (chorales, quartets) become a piano grand staff.
+
+    The solo-piano works are never reduced, even where their names match a
+    quartet pattern (``mozart/k545/...``); :func:`load_musicxml` also checks
+    the score itself before reducing it.
+    """
+    if name in SOLO_PIANO:
+        return False
     return _is_chorale(name) or any(fnmatch.fnmatch(name, g) for g in QUARTET_GLOBS)
 
 
@@ -207,39 +215,181 @@ def demo_specs(n: int = 40, seed: int = 0) -> list[str]:
 def quartet_specs() -> list[str]:
     """Corpus names of the string quartet movements."""
     names = corpus_names()
-    return sorted({n for g in QUARTET_GLOBS for n in fnmatch.filter(names, g)})
+    return sorted({n for g in QUARTET_GLOBS for n in fnmatch.filter(names, g)} - set(SOLO_PIANO))
 
 
 # --- music21 side -------------------------------------------------------------------------
 
-def _pick_four(parts: list) -> list:
-    """The four parts to reduce: S, A, T, B by name, else the first four in order."""
-    wanted = ("soprano", "alto", "tenor", "bass")
+_KEYBOARD_NAMES = re.compile(r"piano|keyboard|klavier|cembalo|harpsichord|organ|orgel|celesta|"
+                             r"continuo", re.IGNORECASE)
+_VOICE_NAMES = ("soprano", "alto", "tenor", "bass")
+
+
+def parse_score(path: Path):
+    """A score file read by music21, never from music21's parse cache.
+
+    music21 keeps pickles of parsed files in a shared temporary folder and
+    loads one when it is newer than the file: a pickle planted there runs
+    code, and a score replaced by a file with an older modification time
+    yields the old parse. ``forceSource`` reads the file itself and writes
+    no pickle. An opus gives its first score.
+
+    Raises
+    ------
+    ValueError
+        When music21 cannot read the file.
+    """
+    from music21 import converter, stream
+
+    try:
+        score = converter.parse(str(path), forceSource=True)
+    except Exception as err:  # music21 raises many types on bad input
+        raise ValueError(f"music21 cannot read it ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if isinstance(score, stream.Opus):
+        score = score.scores[0]
+    return score
+
+
+def _label(part) -> str:
+    return str(part.partName or (part.id if isinstance(part.id, str) else "") or "").lower()
+
+
+def _is_keyboard(part) -> bool:
+    """A keyboard part: one staff of a multi-staff part (a grand staff), or named so.
+
+    Instruments are not asked: corpus chorales give every voice a
+    harpsichord for playback.
+    """
+    from music21 import stream
+
+    return isinstance(part, stream.PartStaff) or bool(_KEYBOARD_NAMES.search(_label(part)))
+
+
+def pick_four_parts(parts: list) -> list:
+    """The four parts a piano reduction takes: S, A, T, B by name, else the first four.
+
+    Keyboard parts (a continuo, a piano) are never taken.
+
+    Raises
+    ------
+    ValueError
+        For fewer than four parts that are not keyboard parts.
+    """
+    melodic = [p for p in parts if not _is_keyboard(p)]
     by_name = {}
-    for part in parts:
-        label = (part.partName or part.id or "").lower() if isinstance(part.id, str) else (
-            (part.partName or "").lower())
-        for voice in wanted:
-            if label.startswith(voice) and voice not in by_name:
+    for part in melodic:
+        for voice in _VOICE_NAMES:
+            if _label(part).startswith(voice) and voice not in by_name:
                 by_name[voice] = part
     if len(by_name) == 4:
-        return [by_name[v] for v in wanted]
-    if len(parts) >= 4:
-        return list(parts[:4])
-    raise ValueError(f"has {len(parts)} parts; a four-part score is needed for the piano reduction")
+        return [by_name[v] for v in _VOICE_NAMES]
+    if len(melodic) >= 4:
+        return melodic[:4]
+    raise ValueError(f"has {len(melodic)} non-keyboard parts; four are needed for the piano reduction")
+
+
+def is_ensemble_score(score) -> bool:
+    """Whether a score is for four or more (non-keyboard) parts, so it needs a piano reduction.
+
+    A piano score (a grand staff, or parts named for a keyboard) is not,
+    whatever its corpus name: it is engraved as written.
+    """
+    return sum(not _is_keyboard(p) for p in score.parts) >= 4
+
+
+def _lanes(elements: list, bar_end: float) -> list[list]:
+    """Split a voice's notes and rests into sequences without overlaps.
+
+    Notes open a new lane where they overlap a note of every lane (two
+    voices stacked into one); rests go to the first lane they do not
+    overlap and open none (except in a voice of rests only): a rest that
+    fits nowhere is dropped, one that runs past ``bar_end`` (quarter notes
+    from the measure's start) is cut there.
+    """
+    lanes: list[list] = []
+    spans: list[list[tuple[float, float]]] = []
+
+    def place(el, start: float, end: float, may_open: bool) -> None:
+        free = (k for k, taken in enumerate(spans)
+                if all(start >= b - 1e-9 or end <= a + 1e-9 for a, b in taken))
+        k = next(free, None)
+        if k is None:
+            if not may_open:
+                return
+            lanes.append([])
+            spans.append([])
+            k = len(lanes) - 1
+        lanes[k].append(el)
+        spans[k].append((start, end))
+
+    for el in sorted((e for e in elements if not e.isRest), key=lambda e: e.offset):
+        place(el, float(el.offset), float(el.offset + el.quarterLength), may_open=True)
+    for rest in sorted((e for e in elements if e.isRest), key=lambda e: e.offset):
+        start = float(rest.offset)
+        length = min(float(rest.quarterLength), bar_end - start)
+        if length <= 1e-9:
+            continue
+        if length < float(rest.quarterLength):
+            rest = copy.deepcopy(rest)
+            rest.quarterLength = length
+        place(rest, start, start + length, may_open=not lanes)
+    return [sorted(lane, key=lambda e: e.offset) for lane in lanes]
+
+
+def _bar_end(measure) -> float:
+    """Where a measure's music ends, in quarter notes from its start."""
+    nominal = float(measure.barDuration.quarterLength - measure.paddingLeft - measure.paddingRight)
+    notes = [float(n.offset + n.quarterLength) for n in measure.recurse().notes]
+    return max([nominal] + notes)
+
+
+def _voice_groups(measure) -> dict[str, list]:
+    """Printed notes and rests of a measure by voice (notes outside voices count as voice 1).
+
+    Hidden rests only hold a place; the export writes what a voice needs.
+    """
+    groups: dict[str, list] = {"1": list(measure.notesAndRests)}
+    for voice in measure.voices:
+        groups.setdefault(str(voice.id), []).extend(voice.notesAndRests)
+    return {k: kept for k, v in groups.items()
+            if (kept := [e for e in v if not e.style.hideObjectOnPrint])}
+
+
+def drop_invisible_notes(score) -> int:
+    """Remove the notes a score does not print (``print-object="no"``); returns how many.
+
+    Such notes are playback material, such as the written-out trills of
+    Haydn's op. 1/1 iii (1,210 hidden notes beside 891 printed ones): they
+    have no notehead, so they cannot be aligned and must not sound either;
+    the page and the audio agree note for note.
+    """
+    hidden = [n for n in score.recurse().notes if n.style.hideObjectOnPrint]
+    for n in hidden:
+        n.activeSite.remove(n)
+    return len(hidden)
 
 
 def _merge_staff(upper, lower, clef_obj, number: int):
-    """One piano staff with ``upper`` as voice 1 (stems up) and ``lower`` as voice 2."""
+    """One piano staff holding two parts: the voices of ``upper`` stems up, of ``lower`` down.
+
+    Every voice of a source part stays a voice of its own (notes that
+    overlap within one source voice are split further), so no voice is
+    overfull; a source voice keeps its staff voice from measure to measure.
+    """
     from music21 import stream
 
     staff = stream.PartStaff(id=f"P{number}")
     mu, ml = list(upper.getElementsByClass("Measure")), list(lower.getElementsByClass("Measure"))
     if len(mu) != len(ml):
         raise ValueError(f"parts have {len(mu)} and {len(ml)} measures")
+    voice_ids: dict[tuple, str] = {}  # (source part, source voice, lane) -> staff voice id
     for i, (a, b) in enumerate(zip(mu, ml)):
         m = stream.Measure(number=a.number)
-        m.paddingLeft = a.paddingLeft
+        m.numberSuffix, m.showNumber = a.numberSuffix, a.showNumber  # a pickup stays implicit
+        # a pickup (or a short last bar) is as short as the fuller of the two parts says
+        m.paddingLeft = min(a.paddingLeft, b.paddingLeft)
+        m.paddingRight = min(a.paddingRight, b.paddingRight)
         if i == 0:
             m.insert(0, copy.deepcopy(clef_obj))
         for cls in ("KeySignature", "TimeSignature"):
@@ -247,26 +397,66 @@ def _merge_staff(upper, lower, clef_obj, number: int):
                 m.insert(el.offset, copy.deepcopy(el))
         m.leftBarline = copy.deepcopy(a.leftBarline)
         m.rightBarline = copy.deepcopy(a.rightBarline)
-        for vid, src, stem in ((1, a, "up"), (2, b, "down")):
-            voice = stream.Voice(id=str(vid))
-            for n in src.flatten().notesAndRests:
-                n2 = copy.deepcopy(n)
-                n2.lyrics = []
-                if n2.isNote or n2.isChord:
-                    n2.stemDirection = stem
-                voice.insert(n.offset, n2)
-            m.insert(0, voice)
+        for src_no, (src, stem) in enumerate(((a, "up"), (b, "down"))):
+            for group, elements in _voice_groups(src).items():
+                for lane_no, lane in enumerate(_lanes(elements, _bar_end(src))):
+                    key = (src_no, group, lane_no)
+                    vid = voice_ids.setdefault(key, str(len(voice_ids) + 1))
+                    voice = stream.Voice(id=vid)
+                    for n in lane:
+                        n2 = copy.deepcopy(n)
+                        n2.lyrics = []
+                        if n2.isNote or n2.isChord:
+                            n2.stemDirection = stem
+                        voice.insert(n.offset, n2)
+                    m.insert(0, voice)
         staff.append(m)
     return staff
 
 
+def tempo_marks(score) -> list[tuple[float, object]]:
+    """Tempo indications of a score, once each: ``(offset in quarter notes, mark)``, in order.
+
+    A marking that several parts repeat (kern writes it in every spine) is
+    kept once.
+    """
+    from music21 import tempo
+
+    seen, marks = set(), []
+    for mark in score.recurse().getElementsByClass(tempo.TempoIndication):
+        offset = float(mark.getOffsetInHierarchy(score))
+        key = (offset, type(mark).__name__, getattr(mark, "number", None),
+               getattr(mark, "numberSounding", None), str(getattr(mark, "text", None)))
+        if key not in seen:
+            seen.add(key)
+            marks.append((offset, mark))
+    return sorted(marks, key=lambda om: om[0])
+
+
+def _insert_tempo_marks(score, source_part, staff) -> None:
+    """Copy the score's tempo marks into ``staff``, whose measures match ``source_part``'s."""
+    src_measures = list(source_part.getElementsByClass("Measure"))
+    measures = list(staff.getElementsByClass("Measure"))
+    if not src_measures:
+        return
+    starts = [float(m.getOffsetInHierarchy(score)) for m in src_measures]
+    for offset, mark in tempo_marks(score):
+        k = max(0, bisect.bisect_right(starts, offset + 1e-9) - 1)
+        measures[k].insert(max(0.0, offset - starts[k]), copy.deepcopy(mark))
+
+
 def reduce_to_grand_staff(score):
-    """Reduce a four-part score to piano: parts 1+2 on a treble, 3+4 on a bass staff."""
+    """Reduce a four-part score to piano: parts 1+2 on a treble, 3+4 on a bass staff.
+
+    Each part's voices stay voices; the score's tempo markings go to the
+    treble staff, so the reduction plays at the written tempi.
+    """
     from music21 import clef, layout, stream
 
-    s, a, t, b = _pick_four(list(score.parts))
+    s, a, t, b = pick_four_parts(list(score.parts))
     upper = _merge_staff(s, a, clef.TrebleClef(), 1)
     lower = _merge_staff(t, b, clef.BassClef(), 2)
+    _insert_tempo_marks(score, s, upper)
     piano = stream.Score(id="piano")
     piano.metadata = copy.deepcopy(score.metadata)
     piano.insert(0, upper)
@@ -278,22 +468,21 @@ def reduce_to_grand_staff(score):
 def load_musicxml(source: PieceSource) -> str:
     """The score of ``source`` as MusicXML text (reduced when asked), part names removed.
 
+    A score is reduced only when ``source.reduce`` asks for it and the
+    score really is for four or more non-keyboard parts
+    (:func:`is_ensemble_score`); a piano score is engraved as written.
+    Notes the score does not print are dropped (:func:`drop_invisible_notes`).
+
     Raises
     ------
     ValueError
         When music21 cannot read the file or reduce it.
     """
-    from music21 import converter, stream
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    try:
-        score = converter.parse(str(source.path))
-    except Exception as err:  # music21 raises many types on bad input
-        raise ValueError(f"music21 cannot read it ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
-    if isinstance(score, stream.Opus):
-        score = score.scores[0]
-    if source.reduce:
+    score = parse_score(source.path)
+    drop_invisible_notes(score)
+    if source.reduce and is_ensemble_score(score):
         score = reduce_to_grand_staff(score)
     for part in score.parts:
         part.partName = ""
