@@ -19,19 +19,31 @@ class AsrError(Exception):
     """
 
 
-def run_cli(main: Callable[[], int | None]) -> None:
+Warn = Callable[[str], None]
+"""Receives a one-line warning that names a file (see :func:`warn_stderr`)."""
+
+
+def warn_stderr(message: str) -> None:
+    """Print a warning as one line on stderr: ``warning: <message>``."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run_cli(main: Callable[[], int | None], error_status: int = 2) -> None:
     """Run a script's ``main`` and exit; :class:`AsrError` becomes one line.
 
     Parameters
     ----------
     main : callable
         The script's entry point; its return value is the exit status.
+    error_status : int
+        Exit status after an :class:`AsrError` (``asr`` uses 1, a runtime
+        error, and leaves 2 to argparse's usage errors).
     """
     try:
         status = main()
     except AsrError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error_status)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
