@@ -49,8 +49,8 @@ def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray:
     if not finite.all():
         bad = int(finite.size - np.count_nonzero(finite))
         first_s = int(np.flatnonzero(~finite.all(axis=1))[0]) / file_sr
-        raise AsrError(f"{path}: {bad} samples are not finite numbers (NaN or infinity; the first "
-                       f"at {first_s:.2f} s); re-export the recording")
+        raise AsrError(f"{path}: {bad} sample{'s are' if bad > 1 else ' is'} not a finite number "
+                       f"(NaN or infinity; the first at {first_s:.2f} s); re-export the recording")
     y = y.mean(axis=1)
     if file_sr != sr:
         g = gcd(int(file_sr), int(sr))
