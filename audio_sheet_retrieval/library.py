@@ -63,7 +63,6 @@ LIBRARY_VERSION = 2
 """Version of the library cache's content (2: model-sized snippets, scaled pages)."""
 
 
-
 # =================================================================== finding scores
 
 
@@ -88,7 +87,7 @@ class ScoreSource:
 
     @property
     def label(self) -> str:
-        """The files, for messages: ``a.png`` or ``op1_p1.png (+2 pages)``."""
+        """The files, for messages: ``a.png`` or ``op1_p1.png (+2 page files)``."""
         extra = f" (+{len(self.files) - 1} page files)" if len(self.files) > 1 else ""
         return f"{self.files[0]}{extra}"
 
@@ -130,8 +129,12 @@ def find_scores(paths: list[str | Path], warn: Warn = warn_stderr) -> list[Score
     """
     singles: list[ScoreSource] = []
     groups: dict[tuple[Path, str], list[tuple[int, Path]]] = {}
+    seen: set[Path] = set()  # a file given twice (itself and in its folder) is read once
 
     def add_file(f: Path) -> None:
+        if f.resolve() in seen:
+            return
+        seen.add(f.resolve())
         match = PAGE_NAME.match(f.stem) if f.suffix.lower() in IMAGE_SUFFIXES else None
         if match:
             groups.setdefault((f.parent, match["score"]), []).append((int(match["page"]), f))
@@ -145,7 +148,8 @@ def find_scores(paths: list[str | Path], warn: Warn = warn_stderr) -> list[Score
                     continue
                 if entry.is_dir():
                     folder = _folder_score(entry, warn)
-                    if folder is not None:
+                    if folder is not None and not seen & {f.resolve() for f in folder.files}:
+                        seen.update(f.resolve() for f in folder.files)
                         singles.append(folder)
                 elif entry.is_file() and _is_score_file(entry):
                     add_file(entry)
@@ -310,13 +314,21 @@ def unroll_score_file(path: str | Path, hop_px: int = HOP_PX,
 # =================================================================== the library
 
 
+def _digest(path: Path) -> str:
+    """SHA-256 of a file, or ``"unreadable"`` (the score is then reported when it is unrolled)."""
+    try:
+        return file_digest(path)
+    except OSError:
+        return "unreadable"
+
+
 def _fingerprint(scores: list[ScoreSource], params: str, hop_px: int,
                  sheet_shape: tuple[int, int], line_distance_px: float | None) -> dict[str, str]:
     """What a library depends on: the model, the snippets' making and every file's content."""
     return {"kind": "sheet", "library_version": str(LIBRARY_VERSION), "params": params,
             "hop_px": str(hop_px), "sheet_shape": f"{sheet_shape[0]}x{sheet_shape[1]}",
             "line_distance_px": "none" if line_distance_px is None else f"{line_distance_px:g}",
-            "scores": json.dumps([[s.name, [[str(f.resolve()), file_digest(f)] for f in s.files]]
+            "scores": json.dumps([[s.name, [[str(f.resolve()), _digest(f)] for f in s.files]]
                                   for s in scores])}
 
 
