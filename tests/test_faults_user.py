@@ -223,7 +223,7 @@ def test_sheet_audio_server_query_of_a_page_outside_the_data_root(built_root, ma
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "30 sheet snippets" in proc.stdout
     rows = [ln.split() for ln in proc.stdout.splitlines() if ln.strip().startswith(("1 ", "2 "))]
-    assert {r[-1] for r in rows} == {"bach__bwv846", "bach__bwv259"}
+    assert [r[-1] for r in rows] == ["bach__bwv259", "bach__bwv846"], proc.stdout  # PIECE first
 
 
 # --------------------------------------------------------------------------

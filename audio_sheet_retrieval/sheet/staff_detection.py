@@ -24,10 +24,15 @@ recognition has done for decades:
    best, non-overlapping responses are the staves: in effect, peaks grouped
    by fives with equal spacing, without trusting any single peak. Each
    staff's left and right ends are where at least four of its five lines
-   are darker than the spaces next to them.
+   are darker than the spaces next to them, and its lines must be
+   continuous ink (the rows of a text page match a comb too, but break into
+   letters and words).
 5. **Systems.** Consecutive staves joined by vertical ink near their left
    ends (the system's start barline or brace) form one system; a piano
    grand staff is two staves.
+6. **Scale.** :func:`unroll_pages` resizes each page so that its staff
+   lines lie ``TRAINED_LINE_DISTANCE_PX`` apart, as on the training data's
+   pages, and can keep only the systems of a given number of staves.
 
 Limits: staves of one page share their size (spacings within 10% of the
 most frequent); a staff narrower than half the widest one that lines up with
