@@ -866,7 +866,9 @@ def unroll_pages(pages: list[np.ndarray], height: int = STRIP_HEIGHT,
         Distance between staff-line centres the strip should show (e.g.
         ``TRAINED_LINE_DISTANCE_PX``, what a model was trained on). Every page
         whose measured distance differs by more than ``tolerance`` (a fraction)
-        is resized by their ratio. None: pages keep their size.
+        is resized by their ratio, and its systems are found on the resized
+        page (the detector is surest at the training data's size: a staff of
+        a page printed at 0.6 of it can be missed). None: pages keep their size.
     staves_per_system : int, optional
         Leave out the systems with another number of staves (e.g. 2 for a
         model trained on piano grand staves). None: keep every system.
@@ -890,6 +892,7 @@ def unroll_pages(pages: list[np.ndarray], height: int = STRIP_HEIGHT,
             if abs(line_distance_px / distance - 1.0) > tolerance:
                 scale = float(line_distance_px / distance)
                 flat = rescale_page(flat, scale)
+                analysis = _analyse(flat)  # again at the trained size, where it is surest
         straight.append(flat)
         scales.append(scale)
         distances.append(float(distance))
@@ -898,8 +901,8 @@ def unroll_pages(pages: list[np.ndarray], height: int = STRIP_HEIGHT,
                 left_out.append(len(group))
                 continue
             box = _group_box(group, index)
-            found.append((scale_box(box, scale) if scale != 1.0 else box,
-                          _map_box(box, page.shape, skew), len(group)))
+            as_given = scale_box(box, 1.0 / scale) if scale != 1.0 else box
+            found.append((box, _map_box(as_given, page.shape, skew), len(group)))
     found.sort(key=lambda item: (item[0].page, item[0].top))
     unrolled = unroll_systems(straight, [b for b, _, _ in found], height=height)
     return UnrolledPages(unrolled, [b for _, b, _ in found], [n for _, _, n in found], scales,
