@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """Console entry point: a failed run exits 1 with one line, wrong options exit 2."""
-    run_cli(main, error_status=1)
+    run_cli(main)
 
 
 if __name__ == "__main__":

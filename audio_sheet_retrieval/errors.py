@@ -2,7 +2,8 @@
 
 Readers validate files at the boundary and raise :class:`AsrError` with a
 message that names the file and the fix; scripts run their ``main`` through
-:func:`run_cli`, which prints that message as a single line and exits 2.
+:func:`run_cli`, which prints that message as a single line and exits 1
+(2 for a :class:`UsageError`, as argparse does for a bad command line).
 """
 
 from __future__ import annotations
@@ -15,8 +16,35 @@ class AsrError(Exception):
     """Bad input: a missing or corrupt file, a wrong option, an empty split.
 
     The message is one line that names the offending file or option and
-    says how to fix it.
+    says how to fix it. Scripts exit with :attr:`exit_status`.
     """
+
+    exit_status = 1
+
+
+class UsageError(AsrError):
+    """A wrong command line: a bad option value, a missing argument, a path that does not exist."""
+
+    exit_status = 2
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run a script's ``main`` and exit; :class:`AsrError` becomes one line.
+
+    Parameters
+    ----------
+    main : callable
+        The script's entry point; its return value is the exit status.
+    """
+    try:
+        status = main()
+    except AsrError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_status)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)
 
 
 Warn = Callable[[str], None]
@@ -26,25 +54,3 @@ Warn = Callable[[str], None]
 def warn_stderr(message: str) -> None:
     """Print a warning as one line on stderr: ``warning: <message>``."""
     print(f"warning: {message}", file=sys.stderr)
-
-
-def run_cli(main: Callable[[], int | None], error_status: int = 2) -> None:
-    """Run a script's ``main`` and exit; :class:`AsrError` becomes one line.
-
-    Parameters
-    ----------
-    main : callable
-        The script's entry point; its return value is the exit status.
-    error_status : int
-        Exit status after an :class:`AsrError` (``asr`` uses 1, a runtime
-        error, and leaves 2 to argparse's usage errors).
-    """
-    try:
-        status = main()
-    except AsrError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(error_status)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(status or 0)
