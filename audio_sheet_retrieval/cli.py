@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 
-from audio_sheet_retrieval.errors import run_cli
+from audio_sheet_retrieval.errors import UsageError, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,19 +56,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Wrong option values are usage errors (exit status 2), caught before any work."""
+def _check_usage(args: argparse.Namespace) -> None:
+    """A wrong command line (bad option values, paths that do not exist) is a
+    :class:`UsageError` (exit status 2), caught before any work."""
+    from pathlib import Path
+
     from audio_sheet_retrieval import pretrained
 
     if args.params and not (args.model_file and args.config):
-        parser.error("--params needs --model_file models/<x>.py and --config exp_configs/<y>.yaml")
+        raise UsageError("--params needs --model_file models/<x>.py and --config exp_configs/<y>.yaml")
     if args.model and args.model not in pretrained.available():
-        parser.error(f"--model {args.model}: no such shipped model (shipped: "
-                     f"{', '.join(pretrained.available()) or 'none'}; see `asr models`)")
+        raise UsageError(f"--model {args.model}: no such shipped model (shipped: "
+                         f"{', '.join(pretrained.available()) or 'none'}; see `asr models`)")
     if args.command == "identify" and (args.k < 1 or args.top < 1):
-        parser.error(f"--k and --top must be at least 1 (got {args.k} and {args.top})")
+        raise UsageError(f"--k and --top must be at least 1 (got {args.k} and {args.top})")
     if args.command == "locate" and not 0 < args.hop_s < 3600:
-        parser.error(f"--hop_s must be a positive number of seconds (got {args.hop_s})")
+        raise UsageError(f"--hop_s must be a positive number of seconds (got {args.hop_s})")
+    for flag, path in [("recording", args.recording), *(("--scores", p) for p in args.scores),
+                       ("--params", args.params), ("--model_file", args.model_file),
+                       ("--config", args.config)]:
+        if path and not Path(path).exists():
+            raise UsageError(f"{path}: no such file or folder ({flag}); check the path")
 
 
 def _model(args):
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             meta = pretrained.pretrained_meta(name)
             print(f"{name}: {meta.get('summary', '')}")
         return 0
-    _check_usage(parser, args)
+    _check_usage(args)
     from audio_sheet_retrieval import library
 
     model, params_id = _model(args)

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from audio_sheet_retrieval.data.pools import sheet_snippet
 from audio_sheet_retrieval.data.unroll import SystemBox, Unrolled, nearest_system, unroll_systems
-from audio_sheet_retrieval.errors import AsrError, Warn, warn_stderr
+from audio_sheet_retrieval.errors import AsrError, UsageError, Warn, warn_stderr
 from audio_sheet_retrieval.eval.search import PieceRanking, identify, search
 from audio_sheet_retrieval.eval.snippet_db import SnippetDB, file_digest
 from audio_sheet_retrieval.sheet.staff_detection import (
@@ -124,7 +124,7 @@ def find_scores(paths: list[str | Path], warn: Warn = warn_stderr) -> list[Score
 
     Raises
     ------
-    AsrError
+    UsageError
         A path that does not exist or is not a score file, or no scores at all.
     """
     singles: list[ScoreSource] = []
@@ -155,15 +155,15 @@ def find_scores(paths: list[str | Path], warn: Warn = warn_stderr) -> list[Score
                     add_file(entry)
         elif p.is_file():
             if not _is_score_file(p):
-                raise AsrError(f"{p}: not a score file; use MusicXML, .mxl, kern, ABC, LilyPond, "
+                raise UsageError(f"{p}: not a score file; use MusicXML, .mxl, kern, ABC, LilyPond, "
                                "PNG, JPEG or PDF")
             add_file(p)
         else:
-            raise AsrError(f"{p}: no such file or folder")
+            raise UsageError(f"{p}: no such file or folder; check the path")
     scores = singles + [ScoreSource(name, tuple(f for _, f in sorted(pages, key=lambda t: t[0])))
                         for (_, name), pages in groups.items()]
     if not scores:
-        raise AsrError(f"no score files in {', '.join(map(str, paths))}; give MusicXML, .mxl, kern, "
+        raise UsageError(f"no score files in {', '.join(map(str, paths))}; give MusicXML, .mxl, kern, "
                        "ABC, LilyPond, PNG, JPEG or PDF files")
     return _unique_names(scores)
 

@@ -357,13 +357,19 @@ def test_library_snippets_have_the_models_size(material, tmp_path):
 def test_asr_exit_status(material, tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     scores = _scores(tmp_path, material, "chorale.musicxml")
-    missing = _asr("identify", str(tmp_path / "missing.wav"), "--scores", str(scores), env=env)
-    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
-    assert "missing.wav" in missing.stderr
-    for args in (["--k", "0"], ["--model", "no_such_model"], ["--params", "x.pt"]):
-        proc = _asr("identify", str(material["folder"] / "recording.wav"), "--scores", str(scores),
-                    *args, env=env)
-        assert proc.returncode == 2 and "usage:" in proc.stderr, (args, proc.stderr)
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    failed = _asr("identify", str(text), "--scores", str(scores), "--model", "demo", env=env)
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and str(text) in failed.stderr
+    recording = str(material["folder"] / "recording.wav")
+    for args in ([str(tmp_path / "missing.wav"), "--scores", str(scores)],
+                 [recording, "--scores", str(tmp_path / "nowhere")],
+                 [recording, "--scores", str(scores), "--k", "0"],
+                 [recording, "--scores", str(scores), "--model", "no_such_model"],
+                 [recording, "--scores", str(scores), "--params", "x.pt"]):
+        proc = _asr("identify", *args, env=env)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (args, proc.stderr)
+    assert _asr("identify", recording, env=env).returncode == 2  # argparse: --scores is required
 
 
 # --------------------------------------------------------------------------
