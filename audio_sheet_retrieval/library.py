@@ -445,9 +445,10 @@ def open_library(paths: list[str | Path], model, params_id: str, cache: str | Pa
     db = build_library(scores, model, params_id, hop_px, line_distance_px, warn=warn)
     try:
         db.save(cache)
-    except OSError as err:
-        warn(f"{cache}: cannot write the library cache ({err.strerror or type(err).__name__}); "
-             "going on without it; pass --cache with a writable file to keep it")
+    except (OSError, AsrError) as err:  # the atomic writer may turn OSError into AsrError
+        reason = (err.strerror or type(err).__name__) if isinstance(err, OSError) else str(err)
+        warn(f"{cache}: cannot write the library cache ({reason}); going on without it; pass "
+             "--cache with a writable file to keep it")
     return db
 
 
