@@ -45,3 +45,12 @@ def run_cli(main: Callable[[], int | None]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
+
+
+Warn = Callable[[str], None]
+"""Receives a one-line warning that names a file (see :func:`warn_stderr`)."""
+
+
+def warn_stderr(message: str) -> None:
+    """Print a warning as one line on stderr: ``warning: <message>``."""
+    print(f"warning: {message}", file=sys.stderr)

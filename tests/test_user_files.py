@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,22 +47,31 @@ def test_shipped_model_identifies_an_unseen_piece(shipped, scores_and_recording)
     model, _, meta = shipped
     folder, recording, truth = scores_and_recording
     assert truth in meta["test_pieces"]  # never seen in training
-    db = library.open_library([folder], model, params_id="test")
+    db = library.open_library([folder], model, params_id="test", cache=folder.parent / "lib.npz")
     assert db.n_pieces == N_SCORES and db.locations is not None
     ranking = library.identify_recording(recording, db, model)
     assert ranking.top(1)[0][0] == truth
 
 
-def test_asr_cli_identify_and_locate(scores_and_recording):
+def test_asr_cli_identify_and_locate(scores_and_recording, tmp_path):
     folder, recording, truth = scores_and_recording
     cli = [sys.executable, "-m", "audio_sheet_retrieval.cli"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     out = subprocess.run(cli + ["identify", str(recording), "--scores", str(folder)],
-                         capture_output=True, text=True, cwd=REPO, timeout=600)
+                         capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     assert out.returncode == 0, out.stderr
-    first = out.stdout.splitlines()[1].split()
-    assert first[0] == "1" and first[-1] == truth
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:2] == ["rank", "votes/snippet"]
+    rows = [line.split() for line in lines[1:]]
+    assert rows[0][0] == "1" and rows[0][-1] == truth
+    # the first figure is the one the pieces are ranked by: votes / snippets
+    figures = [float(r[1]) for r in rows]
+    assert figures == sorted(figures, reverse=True)
+    assert all(abs(float(r[1]) - int(r[2]) / int(r[3])) < 1e-3 * max(float(r[1]), 1e-3) for r in rows)
+    assert list((tmp_path / "audio_sheet_retrieval").glob("library-*.npz"))  # the user cache
     out = subprocess.run(cli + ["locate", str(recording), "--scores", str(folder / f"{truth}.musicxml"),
-                                "--hop_s", "2"], capture_output=True, text=True, cwd=REPO, timeout=600)
+                                "--hop_s", "2"], capture_output=True, text=True, cwd=REPO, timeout=600,
+                         env=env)
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.splitlines()[1:]]
     pages = [int(r[1]) for r in rows]
@@ -91,7 +101,7 @@ def test_page_images_and_pdf_as_scores(shipped, scores_and_recording, tmp_path):
     assert len(score.unrolled.systems) == len(engraved.systems)
 
 
-@pytest.mark.parametrize("case", ["missing", "not_audio", "too_short", "silent"])
+@pytest.mark.parametrize("case", ["missing", "not_audio", "too_short", "silent", "nan"])
 def test_bad_recordings_are_one_line(shipped, scores_and_recording, tmp_path, case):
     model, _, _ = shipped
     folder, _, _ = scores_and_recording
@@ -102,7 +112,9 @@ def test_bad_recordings_are_one_line(shipped, scores_and_recording, tmp_path, ca
         sf.write(path, np.random.default_rng(0).normal(0, 0.1, 22050).astype(np.float32), 22050)
     elif case == "silent":
         sf.write(path, np.zeros(22050 * 5, dtype=np.float32), 22050)
-    db = library.open_library([folder], model, params_id="test")
+    elif case == "nan":
+        sf.write(path, np.full(22050 * 5, np.nan, dtype=np.float32), 22050, subtype="FLOAT")
+    db = library.open_library([folder], model, params_id="test", cache=folder.parent / "lib.npz")
     with pytest.raises(AsrError) as err:
         library.identify_recording(path, db, model)
     assert "\n" not in str(err.value) and str(path) in str(err.value)

@@ -32,7 +32,8 @@ def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray:
     Raises
     ------
     AsrError
-        If the file is missing, not audio, or empty.
+        If the file is missing, not audio, empty, or holds samples that are
+        not finite numbers (NaN or infinity, possible in float WAV files).
     """
     path = Path(path)
     if not path.is_file():
@@ -44,6 +45,12 @@ def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray:
                        "use WAV, FLAC, OGG or MP3") from None
     if len(y) == 0:
         raise AsrError(f"{path}: the audio file holds no samples; use a non-empty recording")
+    finite = np.isfinite(y)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        first_s = int(np.flatnonzero(~finite.all(axis=1))[0]) / file_sr
+        raise AsrError(f"{path}: {bad} sample{'s are' if bad > 1 else ' is'} not a finite number "
+                       f"(NaN or infinity; the first at {first_s:.2f} s); re-export the recording")
     y = y.mean(axis=1)
     if file_sr != sr:
         g = gcd(int(file_sr), int(sr))
@@ -67,7 +74,7 @@ def recording_spectrogram(path: str | Path, min_frames: int) -> np.ndarray:
     from audio_sheet_retrieval.audio.spectrogram import FPS, SR, spectrogram
 
     y = load_audio(path, sr=SR)
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+    if not float(np.max(np.abs(y))) >= SILENCE_PEAK:  # also true for NaN, should any get through
         raise AsrError(f"{path}: the recording is silent (peak below -80 dBFS); use a recording "
                        "of music")
     spec = spectrogram(y)

@@ -3,8 +3,9 @@
 A query is one piece's recording cut into ``n_queries`` evenly spaced
 spectrogram excerpts (A2S) or its unrolled score cut into ``n_queries``
 evenly spaced 160 x 200 windows (S2A): from a pool's pieces, or from a user's
-recording or page images (pages of our data layout use their MuNG system
-boxes, other pages go through staff detection).
+recording or page images and PDFs (pages of our data layout use their MuNG
+system boxes, other pages go through staff detection and are scaled to the
+training data's staff size).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_sheet_retrieval.data.pools import SnippetPool, sheet_snippet, spec_excerpt
-from audio_sheet_retrieval.errors import AsrError
+from audio_sheet_retrieval.errors import AsrError, Warn, warn_stderr
 
 
 def audio_queries(spec: np.ndarray, n_queries: int, context: int) -> np.ndarray:
@@ -96,16 +97,14 @@ def audio_file_queries(path: str | Path, n_queries: int, context: int) -> np.nda
 
 
 def _read_page(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """A page image of our own data layout (835 px wide, grayscale)."""
+    from audio_sheet_retrieval.sheet.pages import load_pages
 
-    if not path.is_file():
-        raise AsrError(f"{path}: page image not found; check the path")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
-        raise AsrError(f"{path}: not a readable image ({type(err).__name__}); use a PNG or JPEG "
-                       "of a score page") from None
+    pages = load_pages(path)
+    if len(pages) != 1:
+        raise AsrError(f"{path}: {len(pages)} pages in a page image of the data layout; rebuild "
+                       "the piece")
+    return pages[0]
 
 
 def _layout_mung(page: Path) -> Path:
@@ -113,12 +112,21 @@ def _layout_mung(page: Path) -> Path:
     return page.parent.parent / "mung" / f"{page.stem}.xml"
 
 
-def page_strip(paths: list[str | Path]) -> np.ndarray:
+def page_strip(paths: list[str | Path], warn: Warn = warn_stderr) -> np.ndarray:
     """Unroll score pages (in the given order) into one strip.
 
     Pages of our data layout (with ``<img dir>/../mung/<stem>.xml``) use their
-    annotated system boxes; other pages go through staff detection
-    (:func:`audio_sheet_retrieval.sheet.staff_detection.unroll_page_images`).
+    annotated system boxes. Other pages (images or PDFs, any number of pages
+    each) go through staff detection, keep their systems of two staves (a
+    piano grand staff, what the models are trained on) and are scaled to the
+    training data's staff size
+    (:func:`audio_sheet_retrieval.sheet.staff_detection.unroll_pages`).
+
+    Parameters
+    ----------
+    paths : list of path
+    warn : callable
+        Receives a warning naming the files when some systems are left out.
 
     Returns
     -------
@@ -127,15 +135,19 @@ def page_strip(paths: list[str | Path]) -> np.ndarray:
     Raises
     ------
     AsrError
-        A missing or unreadable page, or one where no system is found.
+        A missing or unreadable page, no staff system found, or mostly
+        systems that are not grand staves.
     """
     from audio_sheet_retrieval.data.mung import read_mung
     from audio_sheet_retrieval.data.prepare import _systems
     from audio_sheet_retrieval.data.unroll import unroll_systems
 
     paths = [Path(p) for p in paths]
-    images = [_read_page(p) for p in paths]
+    for p in paths:
+        if not p.is_file():
+            raise AsrError(f"{p}: page image not found; check the path")
     if all(_layout_mung(p).is_file() for p in paths):
+        images = [_read_page(p) for p in paths]
         mungos = []
         for p in paths:
             try:
@@ -147,32 +159,32 @@ def page_strip(paths: list[str | Path]) -> np.ndarray:
         if not systems:
             raise AsrError(f"{_layout_mung(paths[0])}: no system ('staff') objects in the MuNG file")
         return unroll_systems(images, systems).strip
-    return _detected_strip(paths)
+    return _detected_strip(paths, warn)
 
 
-def _detected_strip(paths: list[Path]) -> np.ndarray:
-    """Unroll arbitrary page images with the staff detector (imported lazily)."""
-    try:
-        from audio_sheet_retrieval.sheet.pages import load_pages
-        from audio_sheet_retrieval.sheet.staff_detection import unroll_page_images
-    except ImportError as err:
-        raise AsrError(f"{paths[0]}: not a page of an MSMD-layout score (no mung/{paths[0].stem}.xml) "
-                       f"and staff detection is unavailable ({err}); use a page of the data root") from None
-    try:
-        unrolled = unroll_page_images(load_pages(paths))
-    except AsrError:
-        raise
-    except Exception as err:  # detector failures on odd pages
-        raise AsrError(f"{paths[0]}: staff detection failed ({type(err).__name__}: "
-                       f"{' '.join(str(err).split())[:120]}); use a clean score page") from None
-    strip = getattr(unrolled, "strip", unrolled)
-    strip = np.asarray(strip)
-    if strip.ndim != 2 or strip.shape[1] == 0:
-        raise AsrError(f"{paths[0]}: no staff system found on the page(s); use a clean score page")
-    return strip
+def _detected_strip(paths: list[Path], warn: Warn) -> np.ndarray:
+    """Unroll arbitrary page images and PDFs with the staff detector."""
+    from audio_sheet_retrieval.sheet.pages import load_pages
+    from audio_sheet_retrieval.sheet.staff_detection import (
+        STAVES_PER_SYSTEM,
+        TRAINED_LINE_DISTANCE_PX,
+        check_system_staves,
+        unroll_pages,
+    )
+
+    label = str(paths[0]) + (f" (+{len(paths) - 1} page files)" if len(paths) > 1 else "")
+    pages = [page for p in paths for page in load_pages(p)]
+    out = unroll_pages(pages, line_distance_px=TRAINED_LINE_DISTANCE_PX,
+                       staves_per_system=STAVES_PER_SYSTEM)
+    counts = out.staff_counts + out.left_out
+    if not counts:
+        raise AsrError(f"{label}: no staff systems found on its {len(pages)} page"
+                       f"{'s' if len(pages) > 1 else ''}; give score pages (a clean scan at 300 dpi)")
+    check_system_staves(label, counts, warn)
+    return out.unrolled.strip
 
 
 def page_file_queries(paths: list[str | Path], n_queries: int, height: int = 160,
-                      width: int = 200) -> np.ndarray:
+                      width: int = 200, warn: Warn = warn_stderr) -> np.ndarray:
     """Query windows of score page image(s): unroll (:func:`page_strip`), then cut windows."""
-    return sheet_queries(page_strip(paths), n_queries, height, width)
+    return sheet_queries(page_strip(paths, warn), n_queries, height, width)

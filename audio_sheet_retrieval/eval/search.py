@@ -107,12 +107,26 @@ class PieceRanking:
     best_similarity : np.ndarray, shape (P,)
     order : np.ndarray, shape (P,), int64
         Piece indices, best first.
+    scores : np.ndarray, shape (P,), float64, optional
+        The figure the pieces are ranked by (before the tie breaks): the votes
+        divided by ``snippets ** VOTE_NORMS[vote_norm]``; the votes when not given.
+    snippets : np.ndarray, shape (P,), int64, optional
+        Database snippets of each piece.
+    vote_norm : {'none', 'sqrt', 'size'}
+        How ``scores`` were made from the votes.
     """
 
     piece_names: list[str]
     votes: np.ndarray
     best_similarity: np.ndarray
     order: np.ndarray
+    scores: np.ndarray | None = None
+    snippets: np.ndarray | None = None
+    vote_norm: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.scores is None:
+            self.scores = np.asarray(self.votes, dtype=np.float64)
 
     @property
     def shares(self) -> np.ndarray:
@@ -128,6 +142,11 @@ class PieceRanking:
         """(name, votes, share) of the ``n`` best pieces."""
         shares = self.shares
         return [(self.piece_names[i], int(self.votes[i]), float(shares[i])) for i in self.order[:n]]
+
+    @property
+    def score_name(self) -> str:
+        """What :attr:`scores` are, in words: ``votes``, ``votes/snippet``, ``votes/sqrt(snippets)``."""
+        return {"none": "votes", "sqrt": "votes/sqrt(snippets)", "size": "votes/snippet"}[self.vote_norm]
 
 
 VOTE_NORMS = {"none": 0.0, "sqrt": 0.5, "size": 1.0}
@@ -163,4 +182,5 @@ def identify(query_codes: np.ndarray, db: SnippetDB, k: int = 25,
     sizes = np.maximum(np.bincount(db.piece_ids, minlength=db.n_pieces), 1)
     scores = votes / sizes ** VOTE_NORMS[vote_norm]
     order = rank_pieces(scores, nn.piece_best, db.piece_names)
-    return PieceRanking(list(db.piece_names), votes, nn.piece_best, order)
+    return PieceRanking(list(db.piece_names), votes, nn.piece_best, order, scores.astype(np.float64),
+                        sizes.astype(np.int64), vote_norm)

@@ -7,6 +7,7 @@ width (MSMD's 835 pixels), keeping its aspect ratio, ready for
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,29 @@ from audio_sheet_retrieval.build.engraving import PAGE_WIDTH_PX
 from audio_sheet_retrieval.errors import AsrError
 
 _FIX = "give a score page as a PNG or JPEG image, or a PDF"
+
+MAX_ASPECT = 4.0
+"""Largest ratio of a page's long side to its short side (A4 is 1.41); longer is not a page."""
+
+MAX_PAGE_PIXELS = 50_000_000
+"""Most pixels of one image decoded (an A4 page scanned at 600 dpi has 35 million)."""
+
+MAX_PAGES = 500
+"""Most pages read from one file."""
+
+
+def _check_size(path: Path, width: float, height: float, what: str = "the image",
+                unit: str = "pixels") -> None:
+    """Refuse a page whose size or shape is not a page's, before any pixel is decoded."""
+    if width <= 0 or height <= 0:
+        raise AsrError(f"{path}: {what} is empty; {_FIX}")
+    aspect = max(width, height) / min(width, height)
+    if aspect > MAX_ASPECT:
+        raise AsrError(f"{path}: {what} is {width:g} x {height:g} {unit}, not a score page (sides "
+                       f"1:{aspect:.0f}, a page is at most 1:{MAX_ASPECT:g}); crop it to one page")
+    if unit == "pixels" and width * height > MAX_PAGE_PIXELS:
+        raise AsrError(f"{path}: {what} has {width * height / 1e6:.0f} million pixels (at most "
+                       f"{MAX_PAGE_PIXELS / 1e6:.0f}); scale it down to 300 dpi")
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:
@@ -47,21 +71,29 @@ def _resize(gray: np.ndarray, width_px: int) -> np.ndarray:
 
 
 def _load_image(path: Path, width_px: int) -> list[np.ndarray]:
+    """Every frame of an image, each checked by its header's size before it is decoded."""
+    pages = []
     try:
-        with Image.open(path) as img:
-            frames = [ImageOps.exif_transpose(frame.copy()) for frame in ImageSequence.Iterator(img)]
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise AsrError(f"{path}: not a PNG/JPEG image or PDF ({type(err).__name__}); "
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)  # reads the header only
+        with img:
+            for index, frame in enumerate(ImageSequence.Iterator(img)):
+                if index == MAX_PAGES:
+                    raise AsrError(f"{path}: more than {MAX_PAGES} pages; split the file")
+                _check_size(path, *frame.size, what="the image" if index == 0
+                            else f"frame {index + 1} of the image")
+                pages.append(_resize(_to_gray(ImageOps.exif_transpose(frame.copy())), width_px))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise AsrError(f"{path}: the image has more than {MAX_PAGE_PIXELS / 1e6:.0f} million "
+                       "pixels; scale it down to 300 dpi") from None
+    except UnidentifiedImageError as err:
+        raise AsrError(f"{path}: not a readable image (PNG, JPEG) or PDF ({type(err).__name__}); "
                        f"{_FIX}") from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise AsrError(f"{path}: cannot read the image ({detail}); re-export it, or "
                        f"{_FIX}") from None
-    pages = []
-    for frame in frames:
-        if frame.width < 1 or frame.height < 1:
-            raise AsrError(f"{path}: the image is empty; {_FIX}")
-        pages.append(_resize(_to_gray(frame), width_px))
     return pages
 
 
@@ -76,10 +108,14 @@ def _render_pdf(path: Path, width_px: int) -> list[np.ndarray]:
         if doc.page_count == 0:
             raise AsrError(f"{path}: the PDF has no pages; give a PDF with at least one "
                            "score page")
+        if doc.page_count > MAX_PAGES:
+            raise AsrError(f"{path}: {doc.page_count} pages, more than {MAX_PAGES}; split the PDF")
         for page in doc:
             if page.rect.width <= 0 or page.rect.height <= 0:
                 raise AsrError(f"{path}: page {page.number + 1} of the PDF is empty; "
                                "remove it or export the score again")
+            _check_size(path, round(page.rect.width, 1), round(page.rect.height, 1),
+                        what=f"page {page.number + 1} of the PDF", unit="points")
             scale = width_px / page.rect.width
             pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale),
                                   colorspace=pymupdf.csGRAY, alpha=False)
@@ -115,7 +151,11 @@ def load_pages(path: str | Path, width_px: int = PAGE_WIDTH_PX) -> list[np.ndarr
     ------
     AsrError
         One line naming the file and the fix, if the file is missing, is
-        not an image or PDF, is corrupt, or is a PDF without pages.
+        not an image or PDF, is corrupt, is a PDF without pages, has more
+        than ``MAX_PAGES`` pages, or has a page more than ``MAX_ASPECT`` times
+        longer than wide (or wider than long) or of more than
+        ``MAX_PAGE_PIXELS`` pixels. Sizes are checked before the pixels are
+        decoded, so the work stays bounded whatever the file claims.
     """
     path = Path(path)
     if not isinstance(width_px, int | np.integer) or width_px < 8:
