@@ -9,6 +9,10 @@ two servers (--estimate_UV --full_eval --dump_results)::
 
 Writes ``pretrained/<model>/params.pt`` (weights only) and ``meta.yaml``, then regenerates
 ``pretrained/MODEL_CARD.md`` from every shipped model's ``meta.yaml``.
+
+After a change of the data format, ``bash scripts/reevaluate_shipped.sh`` evaluates the shipped models on
+their rebuilt test pieces and ``python scripts/ship_model.py --reevaluated experiments/reevaluated`` puts
+the new figures into each ``meta.yaml`` (the previous ones kept under ``evaluation_previous``) and the card.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ sys.path.insert(0, str(REPO))
 
 from audio_sheet_retrieval.build.sources import corpus_root  # noqa: E402
 from audio_sheet_retrieval.config.exp_config import load_config  # noqa: E402
-from audio_sheet_retrieval.data.msmd import Piece, load_split  # noqa: E402
+from audio_sheet_retrieval.data.msmd import Piece  # noqa: E402
+from audio_sheet_retrieval.data.splits import load_split  # noqa: E402
 from audio_sheet_retrieval.pretrained import PRETRAINED_DIR, available, pretrained_meta  # noqa: E402
 
 
@@ -38,16 +43,62 @@ def corpus_spec(piece: Piece) -> str:
         return str(source)
 
 
+def _dumps(folder: Path) -> dict:
+    """Evaluation dumps of one folder by short key (``eval_A2S_1000``, ``retrieval_A2S_norm-size``)."""
+    out = {}
+    for path in sorted(folder.glob("eval_*_[AS]2[AS]_*.yaml")) + sorted(folder.glob("retrieval_*.yaml")):
+        kind, rest = path.stem.split("_", 1)
+        direction = next(d for d in ("A2S", "S2A") if f"_{d}" in rest)
+        key = f"{kind}_{direction}{rest.split(direction, 1)[1]}"
+        out[key] = yaml.safe_load(path.read_text())
+    return out
+
+
+def record_reevaluation(exp_root: Path) -> None:
+    """Put the dumps of ``reevaluate_shipped.sh`` into every shipped model's ``meta.yaml``."""
+    from audio_sheet_retrieval.data.layout import DATA_FORMAT_VERSION
+    from audio_sheet_retrieval.data.splits import reference_kinds
+
+    for name in available():
+        new = _dumps(exp_root / f"{name}_pretrained")
+        if not {"eval_A2S_1000", "eval_S2A_1000"} <= set(new):
+            raise SystemExit(f"{exp_root / (name + '_pretrained')}: no snippet-retrieval dumps for {name}; "
+                             "run scripts/reevaluate_shipped.sh first")
+        meta = pretrained_meta(name)
+        if meta.get("evaluation_data_format") != DATA_FORMAT_VERSION:
+            meta["evaluation_previous"] = {"data_format_version": meta.get("evaluation_data_format", 1),
+                                           **{k: _brief(v) for k, v in meta["evaluation"].items()}}
+        meta["evaluation_data_format"] = DATA_FORMAT_VERSION
+        meta["evaluation"] = new
+        for kind in ("train", "valid"):  # every piece the model saw, by name
+            meta[f"{kind}_pieces"] = sorted(n for n, k in reference_kinds().items() if k == kind)
+        (PRETRAINED_DIR / name / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    write_card()
+
+
+def _brief(result: dict) -> dict:
+    """The figures of one dump the card shows (no per-query lists)."""
+    keep = ("map", "med_rank", "recall_at_k", "summary", "k", "vote_norm")
+    return {k: v for k, v in result.items() if k in keep}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--config", required=True)
+    p.add_argument("--reevaluated", default=None, metavar="EXP_ROOT",
+                   help="record the dumps of scripts/reevaluate_shipped.sh instead of shipping a model")
+    p.add_argument("--model")
+    p.add_argument("--config")
     p.add_argument("--data_root", default=str(REPO / "data" / "msmd"))
     p.add_argument("--split", default=None, help="default: <data_root>/splits/all_split.yaml")
     p.add_argument("--exp_root", default=str(REPO / "experiments"))
     p.add_argument("--n_train", type=int, default=25000, help="pairs refine_cca.py used")
     p.add_argument("--summary", default="")
     args = p.parse_args()
+    if args.reevaluated:
+        record_reevaluation(Path(args.reevaluated))
+        return
+    if not (args.model and args.config):
+        p.error("--model and --config are required to ship a model")
     name, cfg_stem = Path(args.model).stem, Path(args.config).stem
     data_root = Path(args.data_root)
     split_file = Path(args.split or data_root / "splits" / "all_split.yaml")
@@ -116,23 +167,32 @@ def write_card() -> None:
             f"noteheads; split train/valid/test = {n['train']}/{n['valid']}/{n['test']} pieces",
             f"- training: {t['epochs']} epochs of {t['epoch_samples']} pairs, best epoch "
             f"{t['best_epoch']} (valid MRR {t['best_valid_mrr']:.3f}), {t['wall_time_minutes']} min "
-            f"on {t['device']}; CCA refined on {t['refine_cca_pairs']} pairs", "",
+            f"on {t['device']}; CCA refined on {t['refine_cca_pairs']} pairs",
+            *([f"- spec overrides of the model file: {m['spec']} (trained before the original's batch "
+               "norm on the audio branch's 1×1 convolution was restored; a retrained model has it)"]
+              if m.get("spec") else []), "",
             "Snippet retrieval on the held-out test split (2,000 evenly spaced pairs, test synth, "
             "tempo 1.0):", "",
-            "| direction | R@1 | R@5 | R@25 | MRR | MedR |", "|---|---|---|---|---|---|"]
+            "| direction | R@1 | R@5 | R@25 | MRR | MedR | MRR before |", "|---|---|---|---|---|---|---|"]
+        prev = m.get("evaluation_previous", {})
         for key, label in (("eval_A2S_1000", "audio → sheet"), ("eval_S2A_1000", "sheet → audio")):
-            lines.append(f"| {label} | {_row(m, key)} |")
+            before = f"{prev[key]['map']:.3f} (data format {prev['data_format_version']})" \
+                if key in prev else "–"
+            lines.append(f"| {label} | {_row(m, key)} | {before} |")
         ids = [(k, v) for k, v in m["evaluation"].items() if k.startswith("retrieval_")]
         if ids:
             lines += ["", "Piece identification over all test pieces (100 queries each; k nearest "
                       "snippets vote, plain or divided by the piece's snippet count):", "",
-                      "| direction | pieces | rank 1 | rank ≤ 5 | MRR |", "|---|---|---|---|---|"]
+                      "| direction | pieces | rank 1 | rank ≤ 5 | MRR | rank 1 before |",
+                      "|---|---|---|---|---|---|"]
             for key, v in ids:
                 s = v.get("summary", {})
                 label = "audio → score" if "A2S" in key else "score → audio"
                 label += f" (k={v.get('k', 25)}, votes/{v.get('vote_norm', 'none')})"
+                old = prev.get(key, {}).get("summary")
+                before = f"{old['ratio_1']:.1%}" if old else "–"
                 lines.append(f"| {label} | {s.get('n', '?')} | {s.get('ratio_1', 0):.1%} | "
-                             f"{s.get('ratio_le_5', 0):.1%} | {s.get('MRR', 0):.3f} |")
+                             f"{s.get('ratio_le_5', 0):.1%} | {s.get('MRR', 0):.3f} | {before} |")
         lines.append("")
     (PRETRAINED_DIR / "MODEL_CARD.md").write_text("\n".join(lines))
 
