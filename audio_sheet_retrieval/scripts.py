@@ -92,9 +92,14 @@ class Experiment:
             When test pieces were training pieces and ``allow_overlap`` is False.
         """
         from audio_sheet_retrieval.data.mutopia import split_provenance
+        from audio_sheet_retrieval.pretrained import PRETRAINED_DIR, pretrained_meta
         from audio_sheet_retrieval.train.checkpoint import check_unseen, eval_provenance
 
         prov = split_provenance(self.data_root, self.split_file)
+        if not ckpt.get("meta") and self.paths.params.parent.parent == PRETRAINED_DIR:
+            # a shipped model's weights-only file: its meta.yaml names the pieces it saw
+            meta = pretrained_meta(self.paths.params.parent.name)
+            ckpt = {**ckpt, "meta": {"train_pieces": meta.get("train_pieces")}}
         overlap = check_unseen(ckpt, self.paths.params, prov["test_pieces"], self.split_file,
                                allow_overlap)
         if overlap is None:

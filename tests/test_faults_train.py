@@ -499,3 +499,18 @@ def test_bl2_normalises_the_audio_latent_map_and_the_shipped_bl2_still_loads(tes
             continue
         model, _, meta = pretrained.load_pretrained(name)
         assert meta["spec"] == {"audio_dense_norm": False} and model.spec_encoder.norm is None
+
+
+def test_shipped_models_refuse_test_pieces_they_were_trained_on(built_root, tmp_path):
+    """A shipped model's meta.yaml names its training pieces; bwv259 is one of them."""
+    from audio_sheet_retrieval import pretrained
+
+    for name in pretrained.available():
+        assert "bach__bwv259" in pretrained.pretrained_meta(name)["train_pieces"], name
+    root = _copy_root(built_root, tmp_path / "root", pieces=("bach__bwv259", LARGE))
+    split = _split(tmp_path / "split.yaml", [], [], ["bach__bwv259", LARGE])
+    proc = _script("run_eval.py", "--model", "models/demo.py", "--pretrained", "--train_split",
+                   str(split), "--data_root", str(root), "--exp_root", str(tmp_path / "exp"),
+                   "--test_synth", "TimGM6mbPiano", "--n_test", "50")
+    assert proc.returncode == 1
+    assert "bach__bwv259" in _one_line(proc) and "training" in _one_line(proc)

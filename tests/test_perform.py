@@ -15,7 +15,7 @@ import soundfile as sf
 
 from audio_sheet_retrieval.audio.spectrogram import SR, log_filterbank, onset_frame, spectrogram
 from audio_sheet_retrieval.build import perform as P
-from audio_sheet_retrieval.build.midi import read_note_events
+from audio_sheet_retrieval.build.midi import PEDAL_CC, read_note_events
 
 
 def _chorale_like(n_bars: int = 16, beat_s: float = 0.5) -> np.ndarray:
@@ -135,7 +135,7 @@ def test_pedal_events_are_valid_midi():
     tick, seen = 0, []
     for msg in mid.tracks[0]:
         tick += msg.time
-        if msg.type == "control_change" and msg.control == P.PEDAL_CC:
+        if msg.type == "control_change" and msg.control == PEDAL_CC:
             seen.append((tick / P.TICKS_PER_S, msg.value))
     assert np.allclose(np.array(seen), pedal)
 

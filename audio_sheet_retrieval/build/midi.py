@@ -11,6 +11,13 @@ import numpy as np
 NOTE_COLUMNS = ("onset_s", "pitch", "duration_s", "track", "channel")
 
 
+TICKS_PER_BEAT = 480
+MIDI_TEMPO_US = 500000
+"""The tempo of every MIDI file written here: 120 bpm (timing lives in the note times)."""
+TICKS_PER_S = TICKS_PER_BEAT * 1e6 / MIDI_TEMPO_US
+PEDAL_CC = 64
+"""Sustain pedal controller."""
+
 def _tick_to_seconds(mid: mido.MidiFile):
     """Return a function mapping absolute ticks to seconds under the file's tempo map."""
     changes = []  # (tick, tempo in microseconds per beat) from every track
@@ -84,7 +91,7 @@ def end_time_s(note_events: np.ndarray) -> float:
 
 
 def write_midi(note_events: np.ndarray, program: int = 0, bank: int = 0,
-               velocity: int = 80) -> bytes:
+               velocity: int | np.ndarray = 80, pedal: np.ndarray | None = None) -> bytes:
     """A one-track MIDI file playing ``note_events`` on one instrument.
 
     Parameters
@@ -95,24 +102,30 @@ def write_midi(note_events: np.ndarray, program: int = 0, bank: int = 0,
         General MIDI program (0 = acoustic grand piano, 4 = electric piano).
     bank : int
         Bank select (controller 0).
-    velocity : int
-        Note-on velocity of every note.
+    velocity : int or np.ndarray, shape (N,)
+        Note-on velocity (1-127) of every note, or one per note.
+    pedal : np.ndarray, shape (M, 2), optional
+        Sustain-pedal changes: time (s), controller-64 value.
 
     Returns
     -------
     bytes
-        The MIDI file (480 ticks per beat at 120 bpm, so 960 ticks per second).
+        The MIDI file (:data:`TICKS_PER_BEAT` ticks per beat at 120 bpm, so
+        :data:`TICKS_PER_S` ticks per second), channel 0. At equal ticks:
+        note-offs, then pedal changes, then note-ons.
     """
-    tpb, tempo = 480, 500000
-    ticks_per_s = tpb * 1e6 / tempo
+    velocities = np.broadcast_to(np.asarray(velocity, dtype=int), (len(note_events),))
     msgs = []
-    for onset, pitch, dur in note_events[:, :3]:
-        on = int(round(onset * ticks_per_s))
-        off = max(on + 1, int(round((onset + dur) * ticks_per_s)))
-        msgs.append((on, 1, mido.Message("note_on", note=int(pitch), velocity=velocity)))
+    for (onset, pitch, dur), vel in zip(note_events[:, :3], velocities):
+        on = int(round(onset * TICKS_PER_S))
+        off = max(on + 1, int(round((onset + dur) * TICKS_PER_S)))
+        msgs.append((on, 2, mido.Message("note_on", note=int(pitch), velocity=int(vel))))
         msgs.append((off, 0, mido.Message("note_off", note=int(pitch), velocity=0)))
+    for t, value in (pedal if pedal is not None else ()):
+        msgs.append((int(round(t * TICKS_PER_S)), 1,
+                     mido.Message("control_change", control=PEDAL_CC, value=int(value))))
     msgs.sort(key=lambda m: (m[0], m[1]))
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo, time=0),
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO_US, time=0),
                             mido.Message("control_change", control=0, value=bank, time=0),
                             mido.Message("program_change", program=program, time=0)])
     now = 0
@@ -120,7 +133,7 @@ def write_midi(note_events: np.ndarray, program: int = 0, bank: int = 0,
         track.append(msg.copy(time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=0))
-    mid = mido.MidiFile(ticks_per_beat=tpb)
+    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
     mid.tracks.append(track)
     buf = io.BytesIO()
     mid.save(file=buf)

@@ -41,12 +41,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-TICKS_PER_BEAT = 480
-MIDI_TEMPO_US = 500000
-TICKS_PER_S = TICKS_PER_BEAT * 1e6 / MIDI_TEMPO_US
-"""Resolution of the performance MIDI: 960 ticks per second (480 per beat at 120 bpm)."""
-PEDAL_CC = 64
-"""MIDI controller number of the sustain (damper) pedal."""
+from audio_sheet_retrieval.build.midi import TICKS_PER_S, write_midi
+
 CHORD_TOL_S = 1e-3
 """Notes whose score onsets differ by less than this are one chord, in seconds."""
 _TICK_S = 1.0 / TICKS_PER_S
@@ -234,7 +230,7 @@ class Performance:
             480 ticks per beat at 120 bpm (960 ticks per second), channel 0:
             note-ons with the velocities, note-offs, and the CC 64 changes.
         """
-        return performance_midi(self.note_events, self.velocities, self.pedal, program, bank)
+        return write_midi(self.note_events, program, bank, velocity=self.velocities, pedal=self.pedal)
 
 
 # --------------------------------------------------------------------------
@@ -712,51 +708,6 @@ def pedal_release(note_events: np.ndarray, pedal: np.ndarray) -> np.ndarray:
 # MIDI
 # --------------------------------------------------------------------------
 
-
-def performance_midi(note_events: np.ndarray, velocities: np.ndarray, pedal: np.ndarray,
-                     program: int = 0, bank: int = 0) -> bytes:
-    """A one-track MIDI file with velocities and sustain-pedal changes.
-
-    Parameters
-    ----------
-    note_events : np.ndarray, shape (N, >=3)
-        Onset (s), pitch, duration (s), ...
-    velocities : np.ndarray, shape (N,)
-        Note-on velocities (1-127).
-    pedal : np.ndarray, shape (M, 2)
-        Time (s), CC 64 value.
-    program, bank : int
-        General MIDI program and bank select.
-
-    Returns
-    -------
-    bytes
-        480 ticks per beat at 120 bpm (960 ticks per second), channel 0.
-        At equal ticks: note-offs, then pedal changes, then note-ons.
-    """
-    msgs = []
-    for (onset, pitch, dur), vel in zip(note_events[:, :3], velocities):
-        on = int(round(onset * TICKS_PER_S))
-        off = max(on + 1, int(round((onset + dur) * TICKS_PER_S)))
-        msgs.append((on, 2, mido.Message("note_on", note=int(pitch), velocity=int(vel))))
-        msgs.append((off, 0, mido.Message("note_off", note=int(pitch), velocity=0)))
-    for t, value in pedal:
-        msgs.append((int(round(t * TICKS_PER_S)), 1,
-                     mido.Message("control_change", control=PEDAL_CC, value=int(value))))
-    msgs.sort(key=lambda m: (m[0], m[1]))
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO_US, time=0),
-                            mido.Message("control_change", control=0, value=bank, time=0),
-                            mido.Message("program_change", program=program, time=0)])
-    now = 0
-    for tick, _, msg in msgs:
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
-    mid.tracks.append(track)
-    buf = io.BytesIO()
-    mid.save(file=buf)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------
