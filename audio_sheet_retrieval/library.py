@@ -258,17 +258,9 @@ def _unroll_notation(score: ScoreSource, line_distance_px: float | None,
 
 def _unroll_pages(score: ScoreSource, hop_px: int, line_distance_px: float | None,
                   warn: Warn) -> tuple[Unrolled, np.ndarray, list[float]]:
-    from audio_sheet_retrieval.sheet.pages import load_pages
-    from audio_sheet_retrieval.sheet.staff_detection import unroll_pages
+    from audio_sheet_retrieval.sheet.score_pages import unroll_page_files
 
-    pages = [page for f in score.files for page in load_pages(f)]
-    out = unroll_pages(pages, line_distance_px=line_distance_px,
-                       staves_per_system=STAVES_PER_SYSTEM)
-    counts = out.staff_counts + out.left_out
-    if not counts:
-        raise AsrError(f"{score.label}: no staff systems found on its {len(pages)} page"
-                       f"{'s' if len(pages) > 1 else ''}; give score pages (a clean scan at 300 dpi)")
-    check_system_staves(score.label, counts, warn)
+    out = unroll_page_files(score.files, score.label, line_distance_px, warn)
     width = out.unrolled.strip.shape[1]
     return out.unrolled, np.arange(hop_px / 2, width, hop_px, dtype=np.float64), out.scales
 

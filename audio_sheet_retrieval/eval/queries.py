@@ -164,24 +164,10 @@ def page_strip(paths: list[str | Path], warn: Warn = warn_stderr) -> np.ndarray:
 
 def _detected_strip(paths: list[Path], warn: Warn) -> np.ndarray:
     """Unroll arbitrary page images and PDFs with the staff detector."""
-    from audio_sheet_retrieval.sheet.pages import load_pages
-    from audio_sheet_retrieval.sheet.staff_detection import (
-        STAVES_PER_SYSTEM,
-        TRAINED_LINE_DISTANCE_PX,
-        check_system_staves,
-        unroll_pages,
-    )
+    from audio_sheet_retrieval.sheet.score_pages import unroll_page_files
 
     label = str(paths[0]) + (f" (+{len(paths) - 1} page files)" if len(paths) > 1 else "")
-    pages = [page for p in paths for page in load_pages(p)]
-    out = unroll_pages(pages, line_distance_px=TRAINED_LINE_DISTANCE_PX,
-                       staves_per_system=STAVES_PER_SYSTEM)
-    counts = out.staff_counts + out.left_out
-    if not counts:
-        raise AsrError(f"{label}: no staff systems found on its {len(pages)} page"
-                       f"{'s' if len(pages) > 1 else ''}; give score pages (a clean scan at 300 dpi)")
-    check_system_staves(label, counts, warn)
-    return out.unrolled.strip
+    return unroll_page_files(paths, label, warn=warn).unrolled.strip
 
 
 def page_file_queries(paths: list[str | Path], n_queries: int, height: int = 160,
