@@ -302,19 +302,23 @@ def test_notes_the_score_does_not_print_are_left_out():
 
 
 @needs_lilypond
-def test_lilypond_plays_the_reduction_as_written():
-    """musicxml2ly played tempo-only marks at 120 bpm and lost the chorale's pickup."""
+@pytest.mark.parametrize("name, implicit, end_s", [
+    ("bach/bwv165.6", 'implicit="yes" number="0"', 20.0),  # a pickup, 96 bpm: 17.5 s before
+    ("bach/bwv265", 'implicit="yes" number="4a"', 16.0),  # a bar split by a repeat: 19.5 s before
+])
+def test_lilypond_plays_the_reduction_as_written(name, implicit, end_s):
+    """musicxml2ly played tempo-only marks at 120 bpm and filled pickups and split bars."""
     from audio_sheet_retrieval.build.checks import check_engraving
     from audio_sheet_retrieval.build.pipeline import engrave_source
     from audio_sheet_retrieval.build.sources import load_musicxml, resolve
 
-    source = resolve(["bach/bwv165.6"])[0]
-    assert '<measure implicit="yes" number="0">' in load_musicxml(source)  # the pickup
+    source = resolve([name])[0]
+    assert implicit in load_musicxml(source)
     engraved = engrave_source(source, "lilypond")
     summary = check_engraving(source, engraved)
     events = engraved.note_events
-    # 20 s at 96 bpm; at 120 bpm it ended at 17.5 s, without the pickup 1.9 s later
-    assert summary.end_s == pytest.approx(20.0) and abs(events[:, [0, 2]].sum(axis=1).max() - 20.0) < 0.01
+    assert summary.end_s == pytest.approx(end_s)
+    assert abs((events[:, 0] + events[:, 2]).max() - end_s) < 0.01
 
 
 @pytest.fixture(scope="module")

@@ -251,6 +251,34 @@ def parse_score(path: Path):
     return score
 
 
+def mark_partial_measures(score) -> int:
+    """Mark a pickup and the second half of a bar split by a repeat sign as implicit.
+
+    Such a measure is shorter than its time signature; MusicXML says
+    ``implicit="yes"`` so that engravers neither number it nor fill it up
+    to a full bar (musicxml2ly filled BWV 265's pickup and split bar with
+    seven quarter notes of silence, and shifted its bar lines). Returns how
+    many measures were marked.
+    """
+    from music21 import stream
+
+    marked = 0
+    for part in score.parts:
+        measures = list(part.getElementsByClass("Measure"))
+        for k, m in enumerate(measures):
+            length, bar = float(m.duration.quarterLength), float(m.barDuration.quarterLength)
+            if length >= bar - 1e-9:
+                continue
+            prev = measures[k - 1] if k else None
+            split = prev is not None and abs(float(prev.duration.quarterLength) + length - bar) < 1e-9
+            if k == 0 or split:
+                m.showNumber = stream.enums.ShowNumber.NEVER
+                if split and k:  # numbered as the bar it completes (4, 4a), not as a new pickup (0)
+                    m.number, m.numberSuffix = prev.number, (prev.numberSuffix or "") + "a"
+                marked += 1
+    return marked
+
+
 def _label(part) -> str:
     return str(part.partName or (part.id if isinstance(part.id, str) else "") or "").lower()
 
@@ -471,7 +499,8 @@ def load_musicxml(source: PieceSource) -> str:
     A score is reduced only when ``source.reduce`` asks for it and the
     score really is for four or more non-keyboard parts
     (:func:`is_ensemble_score`); a piano score is engraved as written.
-    Notes the score does not print are dropped (:func:`drop_invisible_notes`).
+    Notes the score does not print are dropped (:func:`drop_invisible_notes`),
+    pickups and split bars are marked implicit (:func:`mark_partial_measures`).
 
     Raises
     ------
@@ -482,6 +511,7 @@ def load_musicxml(source: PieceSource) -> str:
 
     score = parse_score(source.path)
     drop_invisible_notes(score)
+    mark_partial_measures(score)
     if source.reduce and is_ensemble_score(score):
         score = reduce_to_grand_staff(score)
     for part in score.parts:
