@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont
-                 musescore-general-soundfont csound-soundfont timidity freepats lilypond)
+                 musescore-general-soundfont csound-soundfont timidity freepats lilypond
+                 bubblewrap)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

@@ -441,3 +441,25 @@ def test_check_performances_fails_a_short_performance(held_bass_piece, tmp_path)
     np.save(spec_file, np.load(spec_file)[:, :10])  # half a second of sound
     with pytest.raises(FidelityError, match=f"{perf} lasts 0.5 s for notes ending at"):
         check_performances(piece.name, copy, events, perfs)
+
+
+def test_lilypond_runs_in_a_sandbox_even_past_the_guard(tmp_path):
+    """The second wall: code that got past the guard can still write only its work folder."""
+    import subprocess
+
+    from audio_sheet_retrieval.build.sandbox import bwrap_path, sandboxed
+
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap cannot create namespaces on this machine (scripts/setup.sh installs it)")
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    (work / "evil.ly").write_text(  # the guard would refuse this; run LilyPond on it directly
+        '\\version "2.24.0"\n'
+        f'#(system "touch {outside}/ran-outside; touch {work}/ran-inside")\n'
+        f'#(call-with-output-file "{outside}/written" (lambda (p) (display "x" p)))\n'
+        "{ c'4 }\n")
+    proc = subprocess.run(sandboxed(["lilypond", "--pdf", "evil.ly"], work), cwd=work,
+                          capture_output=True, text=True, timeout=300)
+    assert not any(outside.iterdir()), proc.stderr[-2000:]       # nothing escaped the work folder
+    assert (work / "ran-inside").exists() or "Permission" in proc.stderr or proc.returncode != 0

@@ -18,7 +18,10 @@ LilyPond runs whatever Scheme a ``.ly`` file holds and has no safe mode
 (``-dsafe`` was removed in 2.23.12): a user's file, and musicxml2ly's
 output for a user's MusicXML, are checked by
 :mod:`audio_sheet_retrieval.build.lilypond_guard` before LilyPond sees them,
-and the score's words are neutralized before musicxml2ly copies them.
+and the score's words are neutralized before musicxml2ly copies them. Every
+run of LilyPond and musicxml2ly is also sandboxed
+(:mod:`audio_sheet_retrieval.build.sandbox`: read-only file system but its
+work folder, no network).
 
 Pages are rasterized with PyMuPDF ``PAGE_WIDTH_PX`` wide. LilyPond's PDF has
 no system boxes: staves are found on the page image (five equally spaced long
@@ -50,7 +53,8 @@ from audio_sheet_retrieval.build.engraving import (
     System,
 )
 from audio_sheet_retrieval.build.lilypond_guard import check_lilypond_file, check_lilypond_text
-from audio_sheet_retrieval.build.midi import _tick_to_seconds, read_note_events
+from audio_sheet_retrieval.build.midi import read_note_events, tick_to_seconds
+from audio_sheet_retrieval.build.sandbox import sandboxed
 from audio_sheet_retrieval.sheet.staff_detection import Staff
 
 LILYPOND_TIMEOUT_S = 300
@@ -192,8 +196,8 @@ def _run(cmd: list[str], cwd: Path, label: str, tool: str, ly_name: str = "") ->
     ``ly_name`` replaces the work file's name in LilyPond's error message.
     """
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=LILYPOND_TIMEOUT_S, check=False)
+        proc = subprocess.run(sandboxed(cmd, cwd), cwd=cwd, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=LILYPOND_TIMEOUT_S, check=False)
     except FileNotFoundError:
         raise ValueError(f"{label}: {tool} not found; {_INSTALL}") from None
     except subprocess.TimeoutExpired:
@@ -460,7 +464,7 @@ def _whole_notes_to_seconds(midi_path: Path,
     note (its last note-on within the graces' written span).
     """
     mid = mido.MidiFile(str(midi_path))
-    to_s = _tick_to_seconds(mid)
+    to_s = tick_to_seconds(mid)
     ticks_per_whole = 4 * mid.ticks_per_beat
     shift = 0.0
     if any(r.moment < 0 for r in rows):

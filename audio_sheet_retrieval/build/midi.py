@@ -18,7 +18,7 @@ TICKS_PER_S = TICKS_PER_BEAT * 1e6 / MIDI_TEMPO_US
 PEDAL_CC = 64
 """Sustain pedal controller."""
 
-def _tick_to_seconds(mid: mido.MidiFile):
+def tick_to_seconds(mid: mido.MidiFile):
     """Return a function mapping absolute ticks to seconds under the file's tempo map."""
     changes = []  # (tick, tempo in microseconds per beat) from every track
     for track in mid.tracks:
@@ -56,7 +56,7 @@ def read_note_events(midi: bytes | str | Path) -> np.ndarray:
         Onset (s), pitch, duration (s), track, channel; sorted by onset, pitch.
     """
     mid = mido.MidiFile(file=io.BytesIO(midi)) if isinstance(midi, bytes) else mido.MidiFile(str(midi))
-    to_s = _tick_to_seconds(mid)
+    to_s = tick_to_seconds(mid)
     events = []
     for track_idx, track in enumerate(mid.tracks):
         tick, active = 0, {}
