@@ -132,7 +132,7 @@ def epoch_batches(batches: EpochBatches, workers: int = 0):
         return (batches[step] for step in range(len(batches)))
     # a private generator: the loader's base seed must not consume the global torch RNG
     return iter(DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers,
-                           prefetch_factor=4, generator=torch.Generator().manual_seed(0)))
+                           prefetch_factor=2, generator=torch.Generator().manual_seed(0)))
 
 
 def validation_pairs(pool: SnippetPool, n_valid: int, seed: int = 0):
