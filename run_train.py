@@ -22,6 +22,10 @@ def main() -> int:
     p.add_argument("--n_valid", type=int, default=1_000, help="validation pairs per epoch")
     p.add_argument("--max_minutes", type=float, default=None,
                    help="wall-clock budget: stop before an epoch that would overrun it")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes making the training batches while the network trains (0: inline; "
+                        "more on a GPU, whose steps are faster than one process's batches; the pairs "
+                        "are the same with any number)")
     args = p.parse_args()
     from audio_sheet_retrieval.errors import UsageError
 
@@ -30,7 +34,7 @@ def main() -> int:
                          "its own parameters under --exp_root (drop --pretrained)")
     for flag, value, least in (("--max_epochs", args.max_epochs, 1),
                                ("--epoch_samples", args.epoch_samples, 1),
-                               ("--n_valid", args.n_valid, 2)):
+                               ("--n_valid", args.n_valid, 2), ("--workers", args.workers, 0)):
         if value is not None and value < least:
             raise UsageError(f"{flag} must be >= {least}, got {value}")
     if args.max_minutes is not None and not args.max_minutes > 0:
@@ -51,7 +55,7 @@ def main() -> int:
           f"valid: {len(pools['valid'])} pairs; {exp.model.n_parameters():,} parameters on {exp.device}")
     options = TrainOptions(epoch_samples=args.epoch_samples, n_valid=args.n_valid,
                            max_epochs=args.max_epochs, seed=args.seed, dump=not args.no_dump,
-                           max_minutes=args.max_minutes)
+                           max_minutes=args.max_minutes, workers=args.workers)
     state = fit(exp.model, pools["train"], pools["valid"], exp.paths, exp.device, options,
                 resume=args.resume, record=exp.record())
     print(f"best valid MRR {state.best_mrr:.4f} at epoch {state.best_epoch}"

@@ -19,8 +19,13 @@ Read it top to bottom: set up -> (resume) -> per epoch: train on
   spec, config, split digest and pieces, data manifest digest; see
   :mod:`~audio_sheet_retrieval.train.checkpoint`).
 * After every epoch the full state is written atomically, so ``--resume``
-  continues an interrupted run exactly (the pairs of epoch ``e`` are drawn from
-  a generator seeded with ``(seed, e)``).
+  continues an interrupted run exactly: batch ``s`` of epoch ``e`` holds
+  entities chosen by a generator seeded with ``(seed, e)`` and is augmented
+  by its own generator seeded with ``(seed, e, 1, s)`` (:class:`EpochBatches`).
+* With ``TrainOptions.workers`` > 0 the batches are made by that many
+  worker processes of a :class:`torch.utils.data.DataLoader` while the
+  network trains, in order; since every batch has its own generator, the
+  pairs are the same with any number of workers.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from audio_sheet_retrieval.data.pools import SnippetPool
@@ -72,6 +78,7 @@ class TrainOptions:
     dump: bool = True
     max_minutes: float | None = None  # wall-clock budget: no epoch is started that would overrun it
     cca_pairs: int = 2_000  # training pairs the CCA projection is refitted on after each epoch
+    workers: int = 0  # processes making the training batches while the network trains (0: inline)
 
 
 def _epoch_indices(n: int, count: int, seed: int, epoch: int) -> np.ndarray:
@@ -79,6 +86,53 @@ def _epoch_indices(n: int, count: int, seed: int, epoch: int) -> np.ndarray:
     rng = np.random.default_rng([seed, epoch])
     reps = math.ceil(count / n)
     return np.concatenate([rng.permutation(n) for _ in range(reps)])[:count]
+
+
+class EpochBatches(Dataset):
+    """The augmented training batches of one epoch, batch ``step`` on demand.
+
+    Batch ``step`` holds the entities ``order[step * batch_size:(step + 1) *
+    batch_size]``, augmented with a generator seeded with ``(seed, epoch, 1,
+    step)``: a batch does not depend on which batches were made before it,
+    nor by which process.
+
+    Parameters
+    ----------
+    pool : SnippetPool
+    order : np.ndarray, shape (steps * batch_size,)
+        Entity indices of the epoch (:func:`_epoch_indices`).
+    batch_size, seed, epoch : int
+    """
+
+    def __init__(self, pool: SnippetPool, order: np.ndarray, batch_size: int, seed: int, epoch: int):
+        self.pool, self.order, self.batch_size = pool, order, batch_size
+        self.seed, self.epoch = seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.order) // self.batch_size
+
+    def __getitem__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= step < len(self):
+            raise IndexError(step)
+        rng = np.random.default_rng([self.seed, self.epoch, 1, step])
+        return self.pool.pairs(self.order[step * self.batch_size:(step + 1) * self.batch_size],
+                               augment=True, rng=rng)
+
+
+def epoch_batches(batches: EpochBatches, workers: int = 0):
+    """Iterate over ``batches`` in order, made inline or by ``workers`` processes.
+
+    Yields
+    ------
+    sheets : np.ndarray or Tensor, shape (B, staff_height, sheet_context), uint8
+    specs : np.ndarray or Tensor, shape (B, bins, spec_context), float32
+        Tensors (in shared memory) when made by workers.
+    """
+    if workers <= 0:
+        return (batches[step] for step in range(len(batches)))
+    # a private generator: the loader's base seed must not consume the global torch RNG
+    return iter(DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers,
+                           prefetch_factor=2, generator=torch.Generator().manual_seed(0)))
 
 
 def validation_pairs(pool: SnippetPool, n_valid: int, seed: int = 0):
@@ -194,12 +248,11 @@ def fit(model, train_pool: SnippetPool, valid_pool: SnippetPool, paths: Experime
         for group in optimizer.param_groups:
             group["lr"] = state.lr
         order = _epoch_indices(len(train_pool), steps * spec.batch_size, options.seed, state.epoch)
-        rng = np.random.default_rng([options.seed, state.epoch, 1])
+        batches = epoch_batches(EpochBatches(train_pool, order, spec.batch_size, options.seed,
+                                             state.epoch), options.workers)
         losses = []
         bar = tqdm(range(steps), desc=f"epoch {state.epoch + 1}", unit="batch", leave=False)
-        for step in bar:
-            batch = order[step * spec.batch_size:(step + 1) * spec.batch_size]
-            sheets, specs = train_pool.pairs(batch, augment=True, rng=rng)
+        for step, (sheets, specs) in zip(bar, batches):
             try:
                 z_sheet, z_audio = model(model.prepare_sheet(sheets).to(device),
                                          model.prepare_spec(specs).to(device))
