@@ -190,13 +190,15 @@ def _prepare_ly(text: str, label: str) -> str:
     return text
 
 
-def _run(cmd: list[str], cwd: Path, label: str, tool: str, ly_name: str = "") -> None:
-    """Run ``cmd`` in ``cwd``; a failure becomes a one-line ``ValueError``.
+def _run(cmd: list[str], cwd: Path, label: str, tool: str, ly_name: str = "",
+         readable: tuple[Path, ...] = ()) -> None:
+    """Run ``cmd`` sandboxed in ``cwd``; a failure becomes a one-line ``ValueError``.
 
-    ``ly_name`` replaces the work file's name in LilyPond's error message.
+    ``ly_name`` replaces the work file's name in LilyPond's error message;
+    ``readable`` are the folders besides ``cwd`` it may read (the score's own).
     """
     try:
-        proc = subprocess.run(sandboxed(cmd, cwd), cwd=cwd, capture_output=True, text=True,
+        proc = subprocess.run(sandboxed(cmd, cwd, readable), cwd=cwd, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=LILYPOND_TIMEOUT_S, check=False)
     except FileNotFoundError:
         raise ValueError(f"{label}: {tool} not found; {_INSTALL}") from None
@@ -683,7 +685,8 @@ def _run_lilypond(workdir: Path, ly_text: str, include: Path | None, label: str,
     cmd = ["lilypond", _POINT_AND_CLICK, "--pdf"]
     if include is not None:
         cmd.append(f"--include={include}")
-    _run([*cmd, f"{_STEM}.ly"], workdir, label, "lilypond", shown_name)
+    _run([*cmd, f"{_STEM}.ly"], workdir, label, "lilypond", shown_name,
+         readable=(include,) if include is not None else ())
     pdf, midi = workdir / f"{_STEM}.pdf", sorted(workdir.glob(f"{_STEM}.mid*"))
     if not pdf.exists() or not midi:
         raise ValueError(f"{label}: lilypond wrote no PDF or no MIDI file; "

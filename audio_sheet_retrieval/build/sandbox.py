@@ -33,7 +33,7 @@ def bwrap_path() -> str | None:
     return exe if ok else None
 
 
-def sandboxed(cmd: list[str], workdir: str | Path) -> list[str]:
+def sandboxed(cmd: list[str], workdir: str | Path, readable: tuple[str | Path, ...] = ()) -> list[str]:
     """``cmd`` wrapped so that it can write only into ``workdir`` (and a private ``/tmp``).
 
     Parameters
@@ -42,6 +42,9 @@ def sandboxed(cmd: list[str], workdir: str | Path) -> list[str]:
         The command line (``["lilypond", ...]``).
     workdir : path
         The one folder the command may write; it runs there.
+    readable : tuple of path
+        Folders it may also read (the private ``/tmp`` hides the real one),
+        e.g. the folder of the user's score for its includes.
 
     Returns
     -------
@@ -53,6 +56,8 @@ def sandboxed(cmd: list[str], workdir: str | Path) -> list[str]:
     if exe is None:
         return list(cmd)
     work = str(Path(workdir).resolve())
+    binds = [arg for folder in readable for arg in ("--ro-bind", str(Path(folder).resolve()),
+                                                     str(Path(folder).resolve()))]
     return [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", work, work, "--chdir", work, "--unshare-all", "--die-with-parent",
+            *binds, "--bind", work, work, "--chdir", work, "--unshare-all", "--die-with-parent",
             "--new-session", *cmd]
