@@ -82,7 +82,7 @@ def _check_usage(args: argparse.Namespace) -> None:
 def _model(args):
     """(model, parameters id) from the flags: a shipped model or the user's own."""
     from audio_sheet_retrieval import pretrained
-    from audio_sheet_retrieval.eval.snippet_db import file_digest
+    from audio_sheet_retrieval.digests import file_digest
     from audio_sheet_retrieval.train.experiment import parse_device
 
     device = parse_device(args.device)

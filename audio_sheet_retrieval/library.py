@@ -40,9 +40,10 @@ from tqdm import tqdm
 
 from audio_sheet_retrieval.data.pools import sheet_snippet
 from audio_sheet_retrieval.data.unroll import SystemBox, Unrolled, nearest_system, unroll_systems
+from audio_sheet_retrieval.digests import file_digest
 from audio_sheet_retrieval.errors import AsrError, UsageError, Warn, warn_stderr
 from audio_sheet_retrieval.eval.search import PieceRanking, identify, search
-from audio_sheet_retrieval.eval.snippet_db import SnippetDB, file_digest
+from audio_sheet_retrieval.eval.snippet_db import SnippetDB
 from audio_sheet_retrieval.sheet.staff_detection import (
     SCALE_TOLERANCE,
     STAVES_PER_SYSTEM,

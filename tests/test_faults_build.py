@@ -28,12 +28,12 @@ from audio_sheet_retrieval.build.workspace import (
     RootBusyError,
     UnsafeRemovalError,
     Workspace,
-    file_sha1,
     remove_work_tree,
 )
 from audio_sheet_retrieval.data.layout import DATA_FORMAT_VERSION, FORMAT_KEY, PIECE_NAME
 from audio_sheet_retrieval.data.msmd import Piece
 from audio_sheet_retrieval.data.splits import demo_split, load_split, split_digest
+from audio_sheet_retrieval.digests import file_digest
 from audio_sheet_retrieval.errors import AsrError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_another_score_of_the_same_stem_is_not_already_built(tmp_path):
     reports, _ = build_dataset(resolve([str(second)]), root, OPTIONS)
     assert [(r.name, r.status) for r in reports] == [("prelude", "built")]
     meta = yaml.safe_load((root / "prelude" / "meta.yml").read_text())
-    assert meta["source_sha1"] == file_sha1(second) != file_sha1(first)
+    assert meta["source_sha1"] == file_digest(second, "sha1") != file_digest(first, "sha1")
 
 
 def test_removal_is_confined_to_the_work_folder(tmp_path):
@@ -172,7 +172,7 @@ def test_only_complete_pieces_count_as_built(one_piece, tmp_path):
     reports, _ = build_dataset(resolve(["bach/bwv259"]), root, OPTIONS)
     assert [r.status for r in reports] == ["built"]
     src = resolve(["bach/bwv259"])[0]
-    assert stale_reason(root / "bach__bwv259", src, OPTIONS, file_sha1(src.path)) is None
+    assert stale_reason(root / "bach__bwv259", src, OPTIONS, file_digest(src.path, "sha1")) is None
     assert not (root / WORK_DIR).exists()
 
 
@@ -245,7 +245,7 @@ def test_killed_parallel_build_leaves_no_workers_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     sources = resolve(list(SHORT))
     for src in sources:
-        assert stale_reason(root / src.name, src, OPTIONS, file_sha1(src.path)) is None, src.name
+        assert stale_reason(root / src.name, src, OPTIONS, file_digest(src.path, "sha1")) is None, src.name
     assert not (root / WORK_DIR).exists()
 
 

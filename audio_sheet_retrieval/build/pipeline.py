@@ -39,7 +39,6 @@ from audio_sheet_retrieval.build.workers import die_with_parent
 from audio_sheet_retrieval.build.workspace import (
     Workspace,
     check_replaceable,
-    file_sha1,
     remove_work_tree,
 )
 from audio_sheet_retrieval.data.layout import (
@@ -54,6 +53,7 @@ from audio_sheet_retrieval.data.layout import (
 )
 from audio_sheet_retrieval.data.mung import SYSTEM_CLASS, CropObject, write_mung
 from audio_sheet_retrieval.data.unroll import nearest_system
+from audio_sheet_retrieval.digests import file_digest
 
 DEFAULT_TEMPI = (0.9, 1.0, 1.1)
 TEMPO_RANGE = (0.25, 4.0)
@@ -272,7 +272,7 @@ def build_piece(source: PieceSource, root: Path, options: BuildOptions, force: b
         return PieceReport(source.name, "failed", error=f"{source.name!r} is not a valid piece name")
     final = Path(root) / source.name
     try:
-        source_sha1 = file_sha1(source.path)
+        source_sha1 = file_digest(source.path, "sha1")
         if not force and stale_reason(final, source, options, source_sha1) is None:
             return PieceReport(source.name, "skipped")
         check_replaceable(final)

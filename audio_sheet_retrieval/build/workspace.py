@@ -17,7 +17,6 @@ replaced is first renamed into the work folder, and only after
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import shutil
 import uuid
@@ -94,15 +93,6 @@ def check_replaceable(final: str | Path) -> None:
     if os.path.lexists(final) and not is_builder_piece(final):
         raise ValueError(f"{final} exists and build_dataset.py did not write it; move it away "
                          "or build into another --root")
-
-
-def file_sha1(path: str | Path) -> str:
-    """SHA-1 of a file's bytes (40 hex digits)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Workspace:

@@ -11,7 +11,6 @@ a stale cache is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from audio_sheet_retrieval.atomic import atomic_path
 from audio_sheet_retrieval.data.pools import SnippetPool
+from audio_sheet_retrieval.digests import file_digest
 from audio_sheet_retrieval.errors import AsrError
 from audio_sheet_retrieval.eval.summary import tempo_code
 
@@ -34,15 +34,6 @@ Embed = Callable[[np.ndarray], np.ndarray]
 
 
 # =================================================================== fingerprints
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's contents (hex), read in 1 MiB chunks."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def db_fingerprint(kind: str, params: str | Path, config_file: str | Path, split_file: str | Path,
